@@ -1,0 +1,13 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace sipwake::crypto {
+
+// Cryptographically strong bytes (OpenSSL RAND_bytes); throws if the RNG fails.
+std::string randomBytes(std::size_t n);
+// An unguessable token of `bits` entropy, lower-case base32.
+std::string randomToken(std::size_t bits = 128);
+
+}  // namespace sipwake::crypto

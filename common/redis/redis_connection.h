@@ -1,0 +1,82 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/event/clock.h"
+#include "common/redis/redis_url.h"
+
+struct redisContext;
+struct redisReply;
+
+namespace sipwake::redis {
+
+// Redis could not be reached or the connection broke: the caller decides
+// (API: 503; write-behind: keep and retry).
+class RedisUnavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// An owned reply; a Redis error reply is a value (isError), not an exception.
+class Reply {
+ public:
+  Reply() = default;
+  explicit Reply(redisReply* r);
+  bool isNil() const;
+  bool isError() const;
+  bool isString() const;
+  bool isInteger() const;
+  bool isArray() const;
+  std::string_view str() const;  // string, status or error text
+  long long integer() const;
+  std::size_t size() const;            // array length
+  Reply element(std::size_t i) const;  // a view sharing ownership of the parent
+
+ private:
+  Reply(std::shared_ptr<redisReply> owner, redisReply* r) : owner_(std::move(owner)), r_(r) {}
+  std::shared_ptr<redisReply> owner_;
+  redisReply* r_ = nullptr;
+};
+
+// A server-side Lua script run by SHA, loaded again on NOSCRIPT.
+struct Script {
+  std::string source;
+  std::string sha1;  // filled lazily
+};
+
+// A blocking connection with timeouts that reconnects on the next command
+// after a failure. Owned by one thread (the store thread).
+class Connection {
+ public:
+  Connection(RedisUrl url, Millis connect_timeout = 1000, Millis command_timeout = 2000);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  Reply command(const std::vector<std::string_view>& argv);
+  // Sends all, then reads all replies in order (one round trip).
+  std::vector<Reply> pipeline(const std::vector<std::vector<std::string>>& commands);
+  Reply eval(Script& script, const std::vector<std::string>& keys,
+             const std::vector<std::string>& args);
+  // Makes sure the script is in the server's cache and its sha1 known.
+  void loadScript(Script& script);
+  bool connected() const { return ctx_ != nullptr; }
+  const RedisUrl& url() const { return url_; }
+
+ private:
+  void ensureConnected();
+  void dropConnection();
+  [[noreturn]] void fail(const std::string& what);
+
+  RedisUrl url_;
+  Millis connect_timeout_;
+  Millis command_timeout_;
+  redisContext* ctx_ = nullptr;
+};
+
+}  // namespace sipwake::redis

@@ -1,0 +1,156 @@
+#include "registrar/binding/store_worker.h"
+
+#include <pthread.h>
+
+#include <chrono>
+
+#include "common/log/logger.h"
+
+namespace sipwake::registrar {
+
+StoreWorker::StoreWorker(Options options)
+    : options_(std::move(options)),
+      connection_(options_.url),
+      store_(connection_, options_.failed_retention) {}
+
+StoreWorker::~StoreWorker() { stop(); }
+
+void StoreWorker::start() {
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "store");
+    run();
+  });
+}
+
+void StoreWorker::stop() {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void StoreWorker::submit(std::function<void(BindingStore&)> job) {
+  {
+    std::lock_guard lock(mutex_);
+    jobs_.push_back(std::move(job));
+  }
+  wake_.notify_one();
+}
+
+void StoreWorker::onStatus(const RegistrationStatus& status) {
+  std::lock_guard lock(mutex_);
+  auto& p = pending_[status.key];
+  // A failure or expiry already queued for this generation stays what it is.
+  if (p.kind != Pending::Kind::Status && p.status.generation == status.generation &&
+      !p.status.key.empty())
+    return;
+  p.kind = Pending::Kind::Status;
+  p.status = status;
+}
+
+void StoreWorker::onFailed(const RegistrationStatus& status, FailureReason reason) {
+  std::lock_guard lock(mutex_);
+  pending_[status.key] = Pending{Pending::Kind::Failed, status, reason};
+}
+
+void StoreWorker::onExpired(const std::string& key, std::uint64_t generation) {
+  std::lock_guard lock(mutex_);
+  Pending p;
+  p.kind = Pending::Kind::Expired;
+  p.status.key = key;
+  p.status.generation = generation;
+  pending_[key] = p;
+}
+
+std::size_t StoreWorker::pendingWrites() const {
+  std::lock_guard lock(mutex_);
+  return pending_.size();
+}
+
+void StoreWorker::run() {
+  using Clock = std::chrono::steady_clock;
+  auto next_health = Clock::now();
+  auto next_flush = Clock::now();
+  auto stop_deadline = Clock::time_point::max();
+  while (true) {
+    std::deque<std::function<void(BindingStore&)>> jobs;
+    bool stopping;
+    {
+      std::unique_lock lock(mutex_);
+      auto wake_at = std::min(next_health, pending_.empty() ? Clock::time_point::max() : next_flush);
+      wake_.wait_until(lock, wake_at, [&] { return stopping_ || !jobs_.empty(); });
+      jobs.swap(jobs_);
+      stopping = stopping_;
+    }
+    for (auto& job : jobs) job(store_);
+    auto now = Clock::now();
+    if (now >= next_flush || stopping) {
+      flush();
+      next_flush = now + std::chrono::milliseconds(options_.flush_interval);
+    }
+    if (now >= next_health) {
+      checkHealth();
+      next_health = now + std::chrono::milliseconds(options_.health_interval);
+    }
+    if (stopping) {
+      if (stop_deadline == Clock::time_point::max()) stop_deadline = now + std::chrono::seconds(3);
+      std::lock_guard lock(mutex_);
+      if ((pending_.empty() && jobs_.empty()) || now >= stop_deadline) {
+        if (!pending_.empty()) {
+          log::error("stopping with unsaved binding state",
+                     {{"pending", std::to_string(pending_.size())}});
+        }
+        return;
+      }
+    }
+  }
+}
+
+void StoreWorker::flush() {
+  std::unordered_map<std::string, Pending> batch;
+  {
+    std::lock_guard lock(mutex_);
+    batch.swap(pending_);
+  }
+  if (batch.empty()) return;
+  std::vector<RegistrationStatus> statuses;
+  std::vector<std::string> done;
+  try {
+    for (auto& [key, p] : batch) {
+      if (p.kind == Pending::Kind::Status) {
+        statuses.push_back(p.status);
+      } else if (p.kind == Pending::Kind::Failed) {
+        store_.markFailed(p.status, p.reason, options_.owner);
+        done.push_back(key);
+      } else {
+        store_.eraseIfGeneration(key, p.status.generation);
+        done.push_back(key);
+      }
+    }
+    store_.writeStatuses(statuses, options_.owner);
+    healthy_ = true;
+    return;
+  } catch (const std::exception& e) {
+    if (healthy_.exchange(false)) log::error("redis unreachable; keeping state to write later", {{"error", e.what()}});
+  }
+  // Put back what was not written; newer entries that arrived meanwhile win.
+  std::lock_guard lock(mutex_);
+  for (const auto& key : done) batch.erase(key);
+  for (auto& [key, p] : batch) pending_.try_emplace(key, std::move(p));
+}
+
+void StoreWorker::checkHealth() {
+  bool ok = false;
+  try {
+    ok = store_.ping();
+  } catch (const std::exception&) {
+    ok = false;
+  }
+  if (ok && !healthy_.exchange(true)) log::info("redis reachable", {{"url", options_.url.redacted()}});
+  if (!ok && healthy_.exchange(false)) log::error("redis unreachable", {{"url", options_.url.redacted()}});
+}
+
+}  // namespace sipwake::registrar

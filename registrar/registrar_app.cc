@@ -1,0 +1,209 @@
+#include "registrar/registrar_app.h"
+
+#include <event2/event.h>
+
+#include <atomic>
+#include <csignal>
+#include <memory>
+#include <random>
+
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include "common/crypto/credential_sealer.h"
+#include "common/event/event_loop.h"
+#include "common/http/http_server.h"
+#include "common/http/tls_server_context.h"
+#include "common/log/logger.h"
+#include "registrar/api/api_keys.h"
+#include "registrar/api/registrar_api.h"
+#include "registrar/binding/store_worker.h"
+#include "registrar/registration/registration_engine.h"
+#include "registrar/sip/nta_register_transport.h"
+#include "registrar/sip/sip_agent.h"
+#include "registrar/sip/sip_thread.h"
+
+namespace sipwake::registrar {
+namespace {
+
+bool isLoopback(const std::string& host_port) {
+  return host_port.rfind("127.", 0) == 0 || host_port.rfind("[::1]", 0) == 0 ||
+         host_port.rfind("localhost:", 0) == 0;
+}
+
+// The SIP-thread side: everything sofia, and the engine. Created, used and
+// destroyed on the SIP thread.
+struct SipSide final : WakeupScheduler {
+  SipSide(SipThread& thread, const RegistrarConfig& config, const crypto::CredentialSealer& sealer,
+          RegistrationObserver& observer, RegistrationMetrics& metrics)
+      : thread(thread),
+        agent(thread, config.sip),
+        transport(thread, agent, "sipwake/0.1"),
+        random(std::random_device{}()),
+        engine(config.policy, {agent.advertisedUdpTcp(), agent.advertisedTls()},
+               SystemClock::instance(), transport, sealer, observer, &metrics, *this,
+               [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(random); }) {}
+
+  void wakeAt(Millis when) override {
+    thread.setTimer(when, [this] { engine.runDue(); });
+  }
+
+  SipThread& thread;
+  SipAgent agent;
+  NtaRegisterTransport transport;
+  std::mt19937_64 random;
+  RegistrationEngine engine;
+};
+
+// RegistrationControl for the API: posts onto the SIP thread.
+class PostingControl final : public RegistrationControl {
+ public:
+  PostingControl(SipThread& thread, std::unique_ptr<SipSide>& side) : thread_(thread), side_(side) {}
+  void upsert(RegistrationSpec spec) override {
+    thread_.post([this, spec = std::move(spec)]() mutable {
+      if (side_) side_->engine.upsert(std::move(spec));
+    });
+  }
+  void remove(std::string key, std::function<void(bool)> done) override {
+    thread_.post([this, key = std::move(key), done = std::move(done)]() mutable {
+      if (side_) {
+        side_->engine.remove(key, std::move(done));
+      } else {
+        done(false);
+      }
+    });
+  }
+
+ private:
+  SipThread& thread_;
+  std::unique_ptr<SipSide>& side_;
+};
+
+crypto::CredentialSealer loadSealer(const RegistrarConfig& config) {
+  std::vector<crypto::SealingKey> keys = config.credential_keys_file.empty()
+                                             ? crypto::parseSealingKeys(config.credential_keys_inline)
+                                             : crypto::loadSealingKeysFile(config.credential_keys_file);
+  return crypto::CredentialSealer(std::move(keys));
+}
+
+}  // namespace
+
+int runRegistrar(const RegistrarConfig& config) {
+  log::setInstance(config.instance);
+  log::setLevel(config.log_level);
+
+  // Everything that can be refused is checked before a socket opens.
+  crypto::CredentialSealer sealer = loadSealer(config);
+  ApiKeyRing api_keys =
+      config.api_keys_file.empty() ? ApiKeyRing() : ApiKeyRing::loadFile(config.api_keys_file);
+  if (api_keys.size() == 0) log::warn("no API keys configured: the API refuses every request");
+  std::unique_ptr<http::TlsServerContext> api_tls;
+  if (!config.api_tls_cert.empty()) {
+    api_tls = std::make_unique<http::TlsServerContext>(config.api_tls_cert, config.api_tls_key);
+  } else if (!isLoopback(config.api_listen) && !config.api_allow_plain) {
+    throw std::runtime_error(
+        "the API carries SIP passwords: set REGISTRAR_API_TLS_CERT and REGISTRAR_API_TLS_KEY, "
+        "or REGISTRAR_API_ALLOW_PLAIN=1 behind a TLS-terminating proxy");
+  }
+  if (!config.device_listen.empty()) {
+    log::warn("device.listen is set but the call relay is not part of this version");
+  }
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  RegistrationMetrics metrics(*registry);
+
+  StoreWorker store({config.redis, config.instance, 50, config.policy.failed_retention, 1000});
+  store.start();
+
+  SipThread sip_thread;
+  std::unique_ptr<SipSide> sip_side;
+  sip_thread.start([&] {
+    sip_side = std::make_unique<SipSide>(sip_thread, config, sealer, store, metrics);
+  });
+  ContactAddresses contacts{sip_side->agent.advertisedUdpTcp(), sip_side->agent.advertisedTls()};
+  PostingControl control(sip_thread, sip_side);
+
+  // Resume every stored binding with its Contact and Call-ID; retried until
+  // Redis answers, so an instance started before Redis catches up.
+  std::atomic<bool> loaded{false};
+  std::function<void()> load;
+  EventLoop loop;
+  LoopTimer load_retry(loop, [&] { load(); });
+  load = [&] {
+    store.submit([&](BindingStore& bindings) {
+      std::size_t total = 0;
+      try {
+        bindings.loadAll([&](std::vector<LoadedBinding>&& batch) {
+          total += batch.size();
+          sip_thread.post([&sip_side, batch = std::move(batch)]() mutable {
+            for (auto& b : batch) sip_side->engine.upsert(std::move(b.spec), b.resume);
+          });
+        });
+        loaded = true;
+        log::info("bindings loaded from redis", {{"count", std::to_string(total)}});
+      } catch (const std::exception& e) {
+        log::error("cannot load bindings yet; retrying", {{"error", e.what()}});
+        loop.post([&] { load_retry.start(2000); });
+      }
+    });
+  };
+  load();
+
+  auto metrics_text = [registry] {
+    return prometheus::TextSerializer().Serialize(registry->Collect());
+  };
+  auto readiness = [&]() -> std::optional<std::string> {
+    if (!store.redisHealthy()) return "redis is unreachable";
+    if (!loaded) return "bindings are still loading";
+    return std::nullopt;
+  };
+  RegistrarApi api(loop, {config.expires, contacts, config.instance, config.unregister_wait},
+                   api_keys, sealer, store, control, readiness, metrics_text);
+
+  http::ServerLimits limits;
+  limits.max_body_bytes = config.api_max_body_bytes;
+  limits.max_connections = config.api_max_connections;
+  auto api_server = std::make_unique<http::HttpServer>(
+      loop, limits, [&api](http::Request&& r, http::Responder respond) {
+        api.handle(std::move(r), std::move(respond));
+      });
+  api_server->listen(config.api_listen, api_tls.get());
+  std::unique_ptr<http::HttpServer> metrics_server;
+  if (config.metrics_listen != config.api_listen) {
+    metrics_server = std::make_unique<http::HttpServer>(
+        loop, http::ServerLimits{}, [&api](http::Request&& r, http::Responder respond) {
+          api.handleMetrics(std::move(r), std::move(respond));
+        });
+    metrics_server->listen(config.metrics_listen, nullptr);
+  }
+
+  auto on_signal = [](evutil_socket_t, short, void* arg) {
+    static_cast<EventLoop*>(arg)->stop();
+  };
+  event* sigterm = evsignal_new(loop.base(), SIGTERM, on_signal, &loop);
+  event* sigint = evsignal_new(loop.base(), SIGINT, on_signal, &loop);
+  event_add(sigterm, nullptr);
+  event_add(sigint, nullptr);
+
+  log::info("registrar started",
+            {{"api", config.api_listen + (api_tls ? " (tls)" : " (plain)")},
+             {"metrics", config.metrics_listen},
+             {"sip", contacts.udp_tcp},
+             {"sip_tls", contacts.tls.empty() ? "off" : contacts.tls},
+             {"redis", config.redis.redacted()}});
+  loop.run();
+
+  log::info("registrar stopping; contacts stay registered at the PBXs");
+  event_free(sigterm);
+  event_free(sigint);
+  metrics_server.reset();
+  api_server.reset();
+  load_retry.cancel();
+  // The engine goes without a packet: stopping is not un-registering.
+  sip_thread.stop([&] { sip_side.reset(); });
+  store.stop();
+  log::info("registrar stopped");
+  return 0;
+}
+
+}  // namespace sipwake::registrar

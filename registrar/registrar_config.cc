@@ -1,0 +1,163 @@
+#include "registrar/registrar_config.h"
+
+#include <unistd.h>
+
+namespace sipwake::registrar {
+
+const config::ConfigTable& registrarConfigTable() {
+  static const config::ConfigTable table(
+      "REGISTRAR",
+      {
+          {"instance", "", "This instance's name, unique among live instances (default: host name)"},
+          {"log.level", "info", "debug, info, warn or error"},
+          {"api.listen", "127.0.0.1:8080", "host:port of the HTTP API"},
+          {"api.tls_cert", "", "PEM certificate (chain) file of the API; unset: plain HTTP"},
+          {"api.tls_key", "", "PEM private key file of the API"},
+          {"api.allow_plain", "false",
+           "allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy only)"},
+          {"api.keys_file", "", "lines 'tenant key' or 'tenant sha256:<hex>'; unset: the API refuses all"},
+          {"api.max_body_bytes", "65536", "largest accepted request body"},
+          {"api.max_connections", "1024", "simultaneous API connections"},
+          {"metrics.listen", "127.0.0.1:9101", "host:port serving /metrics (also on the API)"},
+          {"sip.listen", "127.0.0.1:5060", "host:port for SIP over UDP and TCP toward PBXs"},
+          {"sip.tls_listen", "", "host:port for SIP over TLS toward PBXs; empty: off"},
+          {"sip.advertise", "", "host:port written in our Contacts and Via (default: sip.listen)"},
+          {"sip.tls_cert", "", "PEM certificate of our SIP TLS side (needed with sip.tls_listen)"},
+          {"sip.tls_key", "", "PEM private key of our SIP TLS side"},
+          {"sip.tls_ca_file", "", "CA bundle to verify PBX certificates; unset: the system CAs"},
+          {"sip.tls_verify", "true", "verify PBX certificates and host names"},
+          {"sip.udp_receive_buffer", "4194304", "UDP receive buffer bytes (bursts of responses)"},
+          {"sip.transaction_timeout", "32s", "how long a REGISTER waits for a final response"},
+          {"device.listen", "", "host:port where woken apps connect for the call relay; empty: off"},
+          {"redis.url", "redis://127.0.0.1:6379/0", "redis://[:password@]host:port/db"},
+          {"credential.keys_file", "",
+           "lines 'key-id base64(32 bytes)'; the first seals, all open; must not be world-readable"},
+          {"credential.keys", "", "the same lines as credential.keys_file, from the environment"},
+          {"registration.default_expires", "600", "seconds asked for when a PUT gives none"},
+          {"registration.min_expires", "60", "smallest 'expires' a PUT may ask for"},
+          {"registration.max_expires", "86400", "largest 'expires' a PUT may ask for"},
+          {"registration.backoff_base", "30s", "first retry delay after a failure"},
+          {"registration.backoff_max", "30m", "longest retry delay"},
+          {"registration.max_rejections", "3",
+           "auth rejections (401/407 to our credentials, 403) in a row before the binding fails"},
+          {"registration.max_temporary_failures", "10",
+           "timeouts, refused connections, 408/480/5xx/6xx in a row before the binding fails"},
+          {"registration.max_failure_duration", "12h", "time without success before the binding fails"},
+          {"registration.refresh_min_ratio", "0.75", "earliest refresh, as a share of the granted time"},
+          {"registration.refresh_max_ratio", "0.9", "latest refresh, as a share of the granted time"},
+          {"registration.binding_ttl", "7d", "erase bindings their app has not PUT for this long"},
+          {"registration.failed_retention", "24h", "how long a failed binding stays readable"},
+          {"registration.rate_per_target", "1000", "REGISTERs per second toward one PBX, at most"},
+          {"registration.max_in_flight_per_target", "100",
+           "REGISTER transactions awaiting an answer from one PBX, at most"},
+          {"registration.unregister_wait", "5s", "how long DELETE waits for the PBX to confirm"},
+      });
+  return table;
+}
+
+namespace {
+
+std::string hostName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0) return "registrar";
+  return name;
+}
+
+std::string joinHostPort(const std::string& host, int port) {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+         std::to_string(port);
+}
+
+}  // namespace
+
+RegistrarConfig loadRegistrarConfig(const std::optional<std::string>& file,
+                                    const config::EnvLookup& env) {
+  auto v = registrarConfigTable().load(file, env);
+  RegistrarConfig c;
+  c.instance = v.optionalString("instance").value_or(hostName());
+  if (!log::parseLevel(v.string("log.level"), c.log_level)) {
+    throw config::ConfigError("config log.level (" + v.envName("log.level") +
+                              "): must be debug, info, warn or error");
+  }
+  auto [api_host, api_port] = v.hostPort("api.listen");
+  c.api_listen = joinHostPort(api_host, api_port);
+  c.api_tls_cert = v.string("api.tls_cert");
+  c.api_tls_key = v.string("api.tls_key");
+  if (c.api_tls_cert.empty() != c.api_tls_key.empty()) {
+    throw config::ConfigError("config api.tls_cert and api.tls_key go together");
+  }
+  c.api_allow_plain = v.boolean("api.allow_plain");
+  c.api_keys_file = v.string("api.keys_file");
+  c.api_max_body_bytes = static_cast<std::size_t>(v.integer("api.max_body_bytes", 1024, 1 << 24));
+  c.api_max_connections = static_cast<std::size_t>(v.integer("api.max_connections", 1, 100000));
+  auto [m_host, m_port] = v.hostPort("metrics.listen");
+  c.metrics_listen = joinHostPort(m_host, m_port);
+
+  auto [sip_host, sip_port] = v.hostPort("sip.listen");
+  c.sip.listen_host = sip_host;
+  c.sip.listen_port = sip_port;
+  if (auto adv = v.optionalString("sip.advertise")) {
+    auto [adv_host, adv_port] = v.hostPort("sip.advertise");
+    c.sip.advertise_host = adv_host;
+    c.sip.advertise_port = adv_port;
+  }
+  if (v.optionalString("sip.tls_listen")) {
+    auto [tls_host, tls_port] = v.hostPort("sip.tls_listen");
+    c.sip.tls_listen_host = tls_host;
+    c.sip.tls_listen_port = tls_port;
+    c.sip.tls_cert_file = v.string("sip.tls_cert");
+    c.sip.tls_key_file = v.string("sip.tls_key");
+    if (c.sip.tls_cert_file.empty() || c.sip.tls_key_file.empty()) {
+      throw config::ConfigError(
+          "config sip.tls_listen needs sip.tls_cert and sip.tls_key (REGISTRAR_SIP_TLS_CERT, "
+          "REGISTRAR_SIP_TLS_KEY)");
+    }
+  }
+  c.sip.tls_ca_file = v.string("sip.tls_ca_file");
+  c.sip.tls_verify = v.boolean("sip.tls_verify");
+  c.sip.udp_receive_buffer =
+      static_cast<unsigned>(v.integer("sip.udp_receive_buffer", 65536, 256 << 20));
+  c.sip.transaction_timeout = v.duration("sip.transaction_timeout", kSecond, 5 * kMinute);
+  c.device_listen = v.string("device.listen");
+
+  try {
+    c.redis = redis::parseRedisUrl(v.string("redis.url"));
+  } catch (const std::invalid_argument& e) {
+    throw config::ConfigError("config redis.url (" + v.envName("redis.url") + "): " + e.what());
+  }
+  c.credential_keys_file = v.string("credential.keys_file");
+  c.credential_keys_inline = v.string("credential.keys");
+  if (c.credential_keys_file.empty() && c.credential_keys_inline.empty()) {
+    throw config::ConfigError(
+        "no credential keys: set REGISTRAR_CREDENTIAL_KEYS_FILE (lines 'key-id base64-32-bytes')");
+  }
+
+  c.expires.min = static_cast<std::uint32_t>(v.integer("registration.min_expires", 1, 86400));
+  c.expires.max = static_cast<std::uint32_t>(v.integer("registration.max_expires", 1, 7 * 86400));
+  c.expires.default_value =
+      static_cast<std::uint32_t>(v.integer("registration.default_expires", 1, 7 * 86400));
+  if (c.expires.min > c.expires.max || c.expires.default_value < c.expires.min ||
+      c.expires.default_value > c.expires.max) {
+    throw config::ConfigError("config registration.default_expires must lie within min..max");
+  }
+  auto& p = c.policy;
+  p.backoff_base = v.duration("registration.backoff_base", 100, kDay);
+  p.backoff_max = v.duration("registration.backoff_max", 100, 7 * kDay);
+  p.max_rejections = static_cast<int>(v.integer("registration.max_rejections", 1, 100));
+  p.max_temporary_failures =
+      static_cast<int>(v.integer("registration.max_temporary_failures", 1, 10000));
+  p.max_failure_duration = v.duration("registration.max_failure_duration", kSecond, 30 * kDay);
+  p.refresh_min_ratio = v.number("registration.refresh_min_ratio", 0.1, 0.95);
+  p.refresh_max_ratio = v.number("registration.refresh_max_ratio", 0.1, 0.95);
+  if (p.refresh_min_ratio > p.refresh_max_ratio) {
+    throw config::ConfigError("config registration.refresh_min_ratio exceeds refresh_max_ratio");
+  }
+  p.binding_ttl = v.duration("registration.binding_ttl", kMinute, 365 * kDay);
+  p.failed_retention = v.duration("registration.failed_retention", kSecond, 30 * kDay);
+  p.pacing.rate_per_second = v.number("registration.rate_per_target", 1, 1e6);
+  p.pacing.max_in_flight = static_cast<int>(v.integer("registration.max_in_flight_per_target", 1, 100000));
+  c.unregister_wait = v.duration("registration.unregister_wait", 100, kMinute);
+  return c;
+}
+
+}  // namespace sipwake::registrar

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "common/config/config_table.h"
+#include "common/log/logger.h"
+#include "common/redis/redis_url.h"
+#include "registrar/binding/binding_request.h"
+#include "registrar/registration/registration_engine.h"
+#include "registrar/sip/sip_agent.h"
+
+namespace sipwake::registrar {
+
+// Everything the registrar reads at start-up, typed and validated before
+// any socket is opened.
+struct RegistrarConfig {
+  std::string instance;
+  log::Level log_level = log::Level::Info;
+
+  std::string api_listen;
+  std::string api_tls_cert;
+  std::string api_tls_key;
+  bool api_allow_plain = false;
+  std::string api_keys_file;
+  std::size_t api_max_body_bytes = 65536;
+  std::size_t api_max_connections = 1024;
+  std::string metrics_listen;
+
+  SipAgentConfig sip;
+  std::string device_listen;
+
+  redis::RedisUrl redis;
+  std::string credential_keys_file;
+  std::string credential_keys_inline;  // REGISTRAR_CREDENTIAL_KEYS: the file's content
+
+  ExpiresLimits expires;
+  RegistrationPolicy policy;
+  Millis unregister_wait = 5 * kSecond;
+};
+
+const config::ConfigTable& registrarConfigTable();
+
+// Throws config::ConfigError naming the key and its environment variable.
+RegistrarConfig loadRegistrarConfig(const std::optional<std::string>& file,
+                                    const config::EnvLookup& env);
+
+}  // namespace sipwake::registrar

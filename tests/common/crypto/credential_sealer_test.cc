@@ -1,0 +1,71 @@
+#include "common/crypto/credential_sealer.h"
+
+#include <fstream>
+
+#include <catch2/catch.hpp>
+#include <sys/stat.h>
+
+#include "common/crypto/random.h"
+#include "common/util/encoding.h"
+
+using namespace sipwake;
+using namespace sipwake::crypto;
+
+TEST_CASE("sealed credentials open only with their key and associated data", "[crypto]") {
+  CredentialSealer sealer({{"k1", randomBytes(32)}});
+  std::string blob = sealer.seal("s3cret-password", "acme/phone1");
+  CHECK(blob.find("s3cret-password") == std::string::npos);
+  CHECK(CredentialSealer::keyIdOf(blob) == "k1");
+  auto opened = sealer.open(blob, "acme/phone1");
+  REQUIRE(opened);
+  CHECK(opened->reveal() == "s3cret-password");
+  CHECK_FALSE(sealer.open(blob, "acme/phone2"));  // moved to another binding
+  std::string tampered = blob;
+  tampered[tampered.size() / 2] ^= 1;
+  CHECK_FALSE(sealer.open(tampered, "acme/phone1"));
+  CHECK_FALSE(sealer.open("", "acme/phone1"));
+  CHECK_FALSE(sealer.open(std::string(3, '\x01'), "acme/phone1"));
+  CHECK(sealer.seal("x", "a") != sealer.seal("x", "a"));  // fresh IV each time
+}
+
+TEST_CASE("rotation: the first key seals, every key opens", "[crypto]") {
+  std::string old_key = randomBytes(32), new_key = randomBytes(32);
+  CredentialSealer before({{"old", old_key}});
+  std::string blob = before.seal("pw", "t/b");
+  CredentialSealer after({{"new", new_key}, {"old", old_key}});
+  CHECK(after.open(blob, "t/b")->reveal() == "pw");
+  CHECK(CredentialSealer::keyIdOf(after.seal("pw", "t/b")) == "new");
+  CredentialSealer dropped({{"new", new_key}});
+  CHECK_FALSE(dropped.open(blob, "t/b"));
+}
+
+TEST_CASE("key files: format errors never echo key material", "[crypto]") {
+  std::string good = "# comment\n\nk2 " + base64Encode(std::string(32, 'a')) + "\nk1 " +
+                     base64Encode(std::string(32, 'b')) + "\n";
+  auto keys = parseSealingKeys(good);
+  REQUIRE(keys.size() == 2);
+  CHECK(keys[0].id == "k2");
+  try {
+    parseSealingKeys("k1 c2hvcnQtc2VjcmV0LWtleQ==\n");
+    FAIL("short key accepted");
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()).find("c2hvcnQ") == std::string::npos);
+    CHECK(std::string(e.what()).find("line 1") != std::string::npos);
+  }
+  CHECK_THROWS(parseSealingKeys(""));
+  CHECK_THROWS(parseSealingKeys("k1 " + base64Encode(std::string(32, 'a')) + "\nk1 " +
+                                base64Encode(std::string(32, 'b'))));
+}
+
+TEST_CASE("a keys file readable by others is refused", "[crypto]") {
+  std::string path = "/tmp/sipwake-keys-test-" + randomToken(40);
+  {
+    std::ofstream out(path);
+    out << "k1 " << base64Encode(std::string(32, 'a')) << "\n";
+  }
+  chmod(path.c_str(), 0644);
+  CHECK_THROWS_WITH(loadSealingKeysFile(path), Catch::Contains("readable by other users"));
+  chmod(path.c_str(), 0600);
+  CHECK(loadSealingKeysFile(path).size() == 1);
+  std::remove(path.c_str());
+}
