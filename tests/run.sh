@@ -11,7 +11,9 @@ cmake_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
 if [ "${1:-}" = "--sanitize" ]; then
   build_dir=build-asan
   cmake_flags=(-DCMAKE_BUILD_TYPE=Debug -DSIPWAKE_SANITIZE=ON)
-  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1"
+  # Full unwinding on malloc: OpenSSL has no frame pointers, and the LSan
+  # suppressions need to see the sofia-sip frames above it.
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:fast_unwind_on_malloc=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 fi

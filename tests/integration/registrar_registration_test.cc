@@ -81,7 +81,7 @@ TEST_CASE("50 bindings register, each with its own contact, beside another UA", 
   CHECK(registrar.metric("registrar_register_latency_seconds_count") >= 100);
 }
 
-TEST_CASE("a wrong password fails after exactly 3 rejected attempts; credentials are gone",
+TEST_CASE("a wrong password fails after exactly 3 rejected attempts and its credentials are gone",
           "[registrar]") {
   RedisServer redis;
   KamailioPbx pbx;

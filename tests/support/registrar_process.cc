@@ -7,6 +7,8 @@
 #include "common/crypto/random.h"
 #include "common/util/encoding.h"
 
+#include <catch2/catch.hpp>
+
 namespace sipwake::testing {
 
 RegistrarProcess::RegistrarProcess(std::string redis_url, Env extra_env)
@@ -27,7 +29,19 @@ RegistrarProcess::RegistrarProcess(std::string redis_url, Env extra_env)
 
 RegistrarProcess::~RegistrarProcess() {
   client_.reset();
-  if (process_ && process_->running()) process_->kill9();
+  if (!process_ || !process_->running()) return;
+  // A graceful stop, so sanitizers report at exit and a bad exit fails the test.
+  process_->signal(SIGTERM);
+  int status = process_->waitExit(20000);
+  if (status == -1) process_->kill9();
+  std::string text = log();
+  for (const char* marker : {"AddressSanitizer", "LeakSanitizer", "runtime error:"}) {
+    auto at = text.find(marker);
+    if (at != std::string::npos) {
+      FAIL_CHECK("registrar reported " << marker << ":\n" << text.substr(at > 200 ? at - 200 : 0, 4000));
+    }
+  }
+  if (status != 0) FAIL_CHECK("registrar exited with status " << status);
 }
 
 void RegistrarProcess::start() {
