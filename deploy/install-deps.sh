@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config ca-certificates openssl curl
   libsofia-sip-ua-dev libevent-dev libssl-dev libhiredis-dev nlohmann-json3-dev
-  prometheus-cpp-dev catch2 libnghttp2-dev
+  prometheus-cpp-dev catch2 libnghttp2-dev libjemalloc-dev
   redis-server kamailio kamailio-tls-modules sip-tester
 )
 

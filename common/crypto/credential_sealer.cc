@@ -1,13 +1,11 @@
 #include "common/crypto/credential_sealer.h"
 
 #include <openssl/evp.h>
-#include <sys/stat.h>
 
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <stdexcept>
 
+#include "common/config/key_file.h"
 #include "common/crypto/random.h"
 #include "common/util/encoding.h"
 
@@ -22,6 +20,12 @@ constexpr std::size_t kKeySize = 32;
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
 
 CipherCtx newCtx() { return CipherCtx(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free); }
+
+// Fetched once: OpenSSL 3 otherwise looks AES-256-GCM up by name per call.
+const EVP_CIPHER* aes256gcm() {
+  static const EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  return cipher;
+}
 
 const unsigned char* bytes(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
@@ -63,51 +67,29 @@ std::optional<ParsedBlob> parseBlob(std::string_view blob) {
 
 std::vector<SealingKey> parseSealingKeys(std::string_view text) {
   std::vector<SealingKey> keys;
-  std::istringstream in{std::string(text)};
-  std::string line;
-  int line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    auto first = line.find_first_not_of(" \t\r");
-    if (first == std::string::npos || line[first] == '#') continue;
-    std::istringstream fields(line);
-    std::string id, encoded, extra;
-    fields >> id >> encoded >> extra;
-    auto where = "credential keys line " + std::to_string(line_no);
-    if (encoded.empty() || !extra.empty()) {
-      throw std::invalid_argument(where + ": expected 'key-id base64-key'");
-    }
-    if (!validKeyId(id)) {
+  for (auto& line : config::parseKeyFileLines(text, "credential keys")) {
+    auto where = "credential keys line " + std::to_string(line.line_no);
+    if (!validKeyId(line.name)) {
       throw std::invalid_argument(where + ": key id must be 1-64 of [A-Za-z0-9._-]");
     }
-    auto key = base64Decode(encoded);
+    auto key = base64Decode(line.value);
+    wipe(line.value);
     if (!key || key->size() != kKeySize) {
       throw std::invalid_argument(where + ": key must be base64 of exactly 32 bytes");
     }
     for (const auto& k : keys) {
-      if (k.id == id) throw std::invalid_argument(where + ": duplicate key id '" + id + "'");
+      if (k.id == line.name) {
+        throw std::invalid_argument(where + ": duplicate key id '" + line.name + "'");
+      }
     }
-    keys.push_back({id, std::move(*key)});
-    wipe(encoded);
+    keys.push_back({line.name, std::move(*key)});
   }
   if (keys.empty()) throw std::invalid_argument("no credential keys configured");
   return keys;
 }
 
 std::vector<SealingKey> loadSealingKeysFile(const std::string& path) {
-  struct stat st{};
-  if (stat(path.c_str(), &st) != 0) {
-    throw std::invalid_argument("credential keys file '" + path + "' cannot be read");
-  }
-  if (st.st_mode & S_IROTH) {
-    throw std::invalid_argument("credential keys file '" + path +
-                                "' is readable by other users; chmod 600 it");
-  }
-  std::ifstream in(path);
-  if (!in) throw std::invalid_argument("credential keys file '" + path + "' cannot be opened");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  std::string text = buffer.str();
+  std::string text = config::readSecretFile(path, "credential keys", /*private_only=*/true);
   try {
     auto keys = parseSealingKeys(text);
     wipe(text);
@@ -150,7 +132,7 @@ std::string CredentialSealer::seal(std::string_view plaintext,
   int len = 0;
   std::string ciphertext(plaintext.size(), '\0');
   std::string tag(kTagSize, '\0');
-  bool ok = ctx && EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+  bool ok = ctx && EVP_EncryptInit_ex(ctx.get(), aes256gcm(), nullptr, nullptr, nullptr) == 1 &&
             EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kIvSize, nullptr) == 1 &&
             EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, bytes(key.key), bytes(iv)) == 1 &&
             EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes(header), int(header.size())) == 1 &&
@@ -178,7 +160,7 @@ std::optional<Secret> CredentialSealer::open(std::string_view blob,
   std::string plaintext(parsed->ciphertext.size(), '\0');
   std::string tag(parsed->tag);
   bool ok =
-      ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+      ctx && EVP_DecryptInit_ex(ctx.get(), aes256gcm(), nullptr, nullptr, nullptr) == 1 &&
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kIvSize, nullptr) == 1 &&
       EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, bytes(key->key), bytes(parsed->iv)) == 1 &&
       EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes(parsed->header),

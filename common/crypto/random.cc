@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <random>
 #include <stdexcept>
 
 #include "common/util/encoding.h"
@@ -17,5 +18,21 @@ std::string randomBytes(std::size_t n) {
 }
 
 std::string randomToken(std::size_t bits) { return base32Lower(randomBytes((bits + 7) / 8)); }
+
+std::string uniqueToken(std::size_t bits) {
+  thread_local std::mt19937_64 generator = [] {
+    std::string seed = randomBytes(32);
+    std::seed_seq seq(seed.begin(), seed.end());
+    return std::mt19937_64(seq);
+  }();
+  std::string bytes;
+  bytes.reserve((bits + 7) / 8 + 8);
+  while (bytes.size() * 8 < bits) {
+    std::uint64_t v = generator();
+    bytes.append(reinterpret_cast<const char*>(&v), sizeof v);
+  }
+  bytes.resize((bits + 7) / 8);
+  return base32Lower(bytes);
+}
 
 }  // namespace sipwake::crypto

@@ -1,12 +1,13 @@
 #include "common/log/logger.h"
 
 #include <atomic>
-#include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <mutex>
 
 #include <nlohmann/json.hpp>
+
+#include "common/event/clock.h"
+#include "common/util/time_format.h"
 
 namespace sipwake::log {
 namespace {
@@ -15,19 +16,6 @@ std::atomic<int> g_level{static_cast<int>(Level::Info)};
 std::mutex g_mutex;
 std::string g_instance;
 void (*g_sink)(std::string_view) = nullptr;
-
-std::string timestamp() {
-  auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  std::time_t secs = ms / 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return buf;
-}
 
 }  // namespace
 
@@ -65,7 +53,7 @@ void setSink(void (*sink)(std::string_view line)) {
 
 void write(Level level, std::string_view msg, std::initializer_list<Field> fields) {
   nlohmann::json line;
-  line["ts"] = timestamp();
+  line["ts"] = isoTime(SystemClock::instance().now());
   line["level"] = levelName(level);
   std::lock_guard lock(g_mutex);
   if (!g_instance.empty()) line["instance"] = g_instance;

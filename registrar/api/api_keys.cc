@@ -1,9 +1,8 @@
 #include "registrar/api/api_keys.h"
 
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
+#include "common/config/key_file.h"
 #include "common/crypto/hash.h"
 #include "common/util/encoding.h"
 #include "registrar/binding/binding_request.h"
@@ -12,44 +11,32 @@ namespace sipwake::registrar {
 
 ApiKeyRing ApiKeyRing::parse(std::string_view text) {
   ApiKeyRing ring;
-  std::istringstream in{std::string(text)};
-  std::string line;
-  int line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    auto first = line.find_first_not_of(" \t\r");
-    if (first == std::string::npos || line[first] == '#') continue;
-    std::istringstream fields(line);
-    std::string tenant, key, extra;
-    fields >> tenant >> key >> extra;
-    std::string where = "API keys line " + std::to_string(line_no);
-    if (key.empty() || !extra.empty()) throw std::invalid_argument(where + ": expected 'tenant key'");
-    if (!validTenantName(tenant)) {
+  for (auto& line : config::parseKeyFileLines(text, "API keys")) {
+    std::string where = "API keys line " + std::to_string(line.line_no);
+    if (!validTenantName(line.name)) {
       throw std::invalid_argument(where + ": tenant must be 1-64 of [A-Za-z0-9_-]");
     }
     std::string digest;
-    if (key.rfind("sha256:", 0) == 0) {
-      auto raw = hexDecode(key.substr(7));
+    if (line.value.rfind("sha256:", 0) == 0) {
+      auto raw = hexDecode(line.value.substr(7));
       if (!raw || raw->size() != 32) {
         throw std::invalid_argument(where + ": sha256: must be followed by 64 hex digits");
       }
       digest = *raw;
     } else {
-      if (key.size() < 16) throw std::invalid_argument(where + ": keys must be at least 16 characters");
-      digest = crypto::sha256(key);
-      crypto::wipe(key);
+      if (line.value.size() < 16) {
+        throw std::invalid_argument(where + ": keys must be at least 16 characters");
+      }
+      digest = crypto::sha256(line.value);
     }
-    ring.entries_.push_back({tenant, digest});
+    crypto::wipe(line.value);
+    ring.entries_.push_back({line.name, digest});
   }
   return ring;
 }
 
 ApiKeyRing ApiKeyRing::loadFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::invalid_argument("cannot read API keys file '" + path + "'");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  std::string text = buffer.str();
+  std::string text = config::readSecretFile(path, "API keys", /*private_only=*/false);
   try {
     auto ring = parse(text);
     crypto::wipe(text);

@@ -73,6 +73,12 @@ return redis.call('DEL', KEYS[1])
 )lua";
 
 std::vector<std::string> statusFields(const RegistrationStatus& s, const std::string& owner) {
+  if (s.routine) {
+    return {"expires_at",  std::to_string(s.expires_at),  "next_attempt_at",
+            std::to_string(s.next_attempt_at), "cseq", std::to_string(s.cseq),
+            "nonce_count", std::to_string(s.nonce_count), "updated_at",
+            std::to_string(s.updated_at)};
+  }
   return {"state",
           std::string(toString(s.state)),
           "failures",
@@ -103,6 +109,10 @@ std::vector<std::string> statusFields(const RegistrationStatus& s, const std::st
           s.contact,
           "owner",
           owner,
+          "challenge",
+          s.challenge,
+          "nonce_count",
+          std::to_string(s.nonce_count),
           "updated_at",
           std::to_string(s.updated_at)};
 }
@@ -274,6 +284,8 @@ std::optional<LoadedBinding> BindingStore::toLoaded(const BindingFields& f) {
   b.resume.temporary_failures = static_cast<int>(toInt(f, "temporary_failures"));
   b.resume.first_failure_at = toInt(f, "first_failure_at");
   b.resume.expires_at = toInt(f, "expires_at");
+  b.resume.challenge = field(f, "challenge");
+  b.resume.nonce_count = static_cast<std::uint32_t>(toInt(f, "nonce_count"));
   return b;
 }
 

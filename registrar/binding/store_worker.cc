@@ -47,6 +47,16 @@ void StoreWorker::onStatus(const RegistrationStatus& status) {
   if (p.kind != Pending::Kind::Status && p.status.generation == status.generation &&
       !p.status.key.empty())
     return;
+  // A routine refresh over a full status not yet written updates its timing.
+  if (status.routine && !p.status.key.empty() && !p.status.routine &&
+      p.status.generation == status.generation) {
+    p.status.expires_at = status.expires_at;
+    p.status.next_attempt_at = status.next_attempt_at;
+    p.status.cseq = status.cseq;
+    p.status.nonce_count = status.nonce_count;
+    p.status.updated_at = status.updated_at;
+    return;
+  }
   p.kind = Pending::Kind::Status;
   p.status = status;
 }

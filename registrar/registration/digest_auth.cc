@@ -140,6 +140,42 @@ std::optional<DigestChallenge> parseDigestChallenge(std::string_view header_valu
   return c;
 }
 
+namespace {
+constexpr char kFieldSeparator = '\x1f';
+}  // namespace
+
+std::string serializeChallenge(const DigestChallenge& c) {
+  for (const auto* field : {&c.realm, &c.nonce, &c.opaque, &c.algorithm}) {
+    if (field->find(kFieldSeparator) != std::string::npos) return {};
+  }
+  std::string flags = std::string(c.proxy ? "p" : "") + (c.qop_auth ? "a" : "") +
+                      (c.qop_auth_int ? "i" : "");
+  return c.realm + kFieldSeparator + c.nonce + kFieldSeparator + c.opaque + kFieldSeparator +
+         c.algorithm + kFieldSeparator + flags;
+}
+
+std::optional<DigestChallenge> deserializeChallenge(std::string_view text) {
+  std::vector<std::string> fields;
+  std::size_t start = 0;
+  while (true) {
+    auto end = text.find(kFieldSeparator, start);
+    fields.emplace_back(text.substr(start, end - start));
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  bool sess;
+  if (fields.size() != 5 || fields[1].empty() || !hashOf(fields[3], sess)) return std::nullopt;
+  DigestChallenge c;
+  c.realm = fields[0];
+  c.nonce = fields[1];
+  c.opaque = fields[2];
+  c.algorithm = fields[3];
+  c.proxy = fields[4].find('p') != std::string::npos;
+  c.qop_auth = fields[4].find('a') != std::string::npos;
+  c.qop_auth_int = fields[4].find('i') != std::string::npos;
+  return c;
+}
+
 int digestAlgorithmRank(const std::string& algorithm) {
   bool sess;
   auto h = hashOf(algorithm, sess);
@@ -152,17 +188,25 @@ int digestAlgorithmRank(const std::string& algorithm) {
   return -1;
 }
 
+std::string digestHa1(const DigestChallenge& challenge, std::string_view username,
+                      std::string_view password) {
+  bool sess = false;
+  HashAlgorithm hash = hashOf(challenge.algorithm, sess).value_or(HashAlgorithm::Md5);
+  std::string user_realm_pass;
+  user_realm_pass.reserve(username.size() + challenge.realm.size() + password.size() + 2);
+  user_realm_pass.append(username).append(":").append(challenge.realm).append(":").append(password);
+  std::string ha1 = crypto::digestHex(hash, user_realm_pass);
+  crypto::wipe(user_realm_pass);
+  return ha1;
+}
+
 std::string buildDigestAuthorization(const DigestChallenge& challenge, const DigestInput& in) {
   bool sess = false;
   HashAlgorithm hash = hashOf(challenge.algorithm, sess).value_or(HashAlgorithm::Md5);
   auto H = [hash](const std::string& s) { return crypto::digestHex(hash, s); };
 
-  std::string user_realm_pass;
-  user_realm_pass.reserve(in.username.size() + challenge.realm.size() + in.password.size() + 2);
-  user_realm_pass.append(in.username).append(":").append(challenge.realm).append(":").append(
-      in.password);
-  std::string ha1 = H(user_realm_pass);
-  crypto::wipe(user_realm_pass);
+  std::string ha1 = in.ha1.empty() ? digestHa1(challenge, in.username, in.password)
+                                   : std::string(in.ha1);
   if (sess) ha1 = H(ha1 + ":" + challenge.nonce + ":" + std::string(in.cnonce));
 
   // RFC 7616: prefer auth; auth-int only when it is all that is offered.

@@ -22,18 +22,30 @@ struct DigestChallenge {
 // nullopt for other schemes, a missing realm/nonce or an algorithm we lack.
 std::optional<DigestChallenge> parseDigestChallenge(std::string_view header_value, bool proxy);
 
+// A challenge in one line, to persist it (nothing in it is secret: the PBX
+// sends it in clear), and back; empty / nullopt when it cannot be.
+std::string serializeChallenge(const DigestChallenge& challenge);
+std::optional<DigestChallenge> deserializeChallenge(std::string_view text);
+
 // Of several challenges, the one we answer: RFC 8760 preference, strongest first.
 int digestAlgorithmRank(const std::string& algorithm);
 
 struct DigestInput {
   std::string_view username;
-  std::string_view password;
+  std::string_view password;  // unused when ha1 is given
   std::string_view method;
   std::string_view uri;
   std::string_view body;  // for qop=auth-int
   unsigned nonce_count = 1;
   std::string_view cnonce;
+  std::string_view ha1;  // digestHa1() for this challenge's realm and algorithm, if known
 };
+
+// H(username:realm:password) in hex for the challenge's hash (before any
+// -sess step). It answers every challenge of the same realm and algorithm,
+// so a refresh needs neither the password nor its decryption.
+std::string digestHa1(const DigestChallenge& challenge, std::string_view username,
+                      std::string_view password);
 
 // The Authorization / Proxy-Authorization header value answering `challenge`.
 std::string buildDigestAuthorization(const DigestChallenge& challenge, const DigestInput& input);

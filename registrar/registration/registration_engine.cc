@@ -26,6 +26,9 @@ struct RegistrationEngine::Registration {
   // is merely a new challenge (nua does the same, see PITFALLS).
   std::optional<DigestChallenge> challenge;
   std::uint32_t nonce_count = 0;
+  // H(user:realm:password) for the challenge's realm and algorithm: cached so
+  // refreshes neither decrypt the password nor hash it (wiped on release).
+  std::string ha1;
   bool challenge_fresh = false;
   bool sent_credentials = false;
   bool sent_fresh_answer = false;
@@ -125,6 +128,7 @@ void RegistrationEngine::release(std::uint32_t slot) {
     if (it != by_key_.end() && it->second == slot) by_key_.erase(it);
   }
   crypto::wipe(reg->spec.sealed_password);
+  crypto::wipe(reg->ha1);
   slots_[slot].reset();
   free_slots_.push_back(slot);
 }
@@ -146,6 +150,12 @@ void RegistrationEngine::setState(Registration& reg, RegistrationState state) {
 }
 
 void RegistrationEngine::scheduleAttempt(std::uint32_t slot, Registration& reg, Millis at) {
+  // Attempts fall on a coarse grid so one wake-up sends many of them and
+  // their answers arrive together: a wake-up per refresh costs more CPU
+  // than the refresh itself (measured). Refresh and back-off times have
+  // seconds of slack; 100 ms changes nothing for them.
+  constexpr Millis kGrid = 100;
+  at = (at + kGrid - 1) / kGrid * kGrid;
   reg.attempt_timer = ++next_epoch_;
   reg.next_attempt_at = at;
   timers_.push({at, slot, reg.attempt_timer, false});
@@ -176,6 +186,8 @@ void RegistrationEngine::upsert(RegistrationSpec spec, std::optional<ResumeState
       reg->temporary_failures = resume->temporary_failures;
       reg->first_failure_at = resume->first_failure_at;
       reg->expires_at = resume->expires_at;
+      reg->challenge = deserializeChallenge(resume->challenge);
+      reg->nonce_count = resume->nonce_count;
       if (resume->state == RegistrationState::Registered && resume->expires_at > now) {
         reg->state = RegistrationState::Registered;
       } else if (resume->state == RegistrationState::Retrying) {
@@ -226,6 +238,7 @@ void RegistrationEngine::upsert(RegistrationSpec spec, std::optional<ResumeState
 
   if (moved || credentials_changed || expires_changed || reg.state == RegistrationState::Failed) {
     reg.challenge.reset();
+    crypto::wipe(reg.ha1);
     reg.challenge_fresh = false;
     reg.rejections = 0;
     reg.temporary_failures = 0;
@@ -246,6 +259,7 @@ void RegistrationEngine::unregisterReplaced(const Registration& old) {
   ghost->spec = old.spec;
   ghost->replaced_ghost = true;
   ghost->challenge = old.challenge;
+  ghost->ha1 = old.ha1;
   ghost->nonce_count = old.nonce_count;
   ghost->state = old.state;
   std::uint32_t slot = allocate(std::move(ghost));
@@ -309,17 +323,21 @@ bool RegistrationEngine::sendNow(std::uint32_t slot, std::uint64_t epoch) {
   reg->sent_fresh_answer = reg->challenge_fresh;
   reg->challenge_fresh = false;
   if (reg->challenge) {
-    auto password = sealer_.open(spec.sealed_password, spec.key);
-    if (password) {
-      std::string cnonce = crypto::randomToken(64);
-      DigestInput in{spec.auth_username, password->reveal(), "REGISTER", spec.request_uri, "",
-                     ++reg->nonce_count, cnonce};
+    if (reg->ha1.empty()) {
+      if (auto password = sealer_.open(spec.sealed_password, spec.key)) {
+        reg->ha1 = digestHa1(*reg->challenge, spec.auth_username, password->reveal());
+      } else {
+        // Sealed under a key we no longer have: nothing we can send will work.
+        log::error("cannot open sealed credentials", {{"binding", spec.key}});
+      }
+    }
+    if (!reg->ha1.empty()) {
+      std::string cnonce = crypto::uniqueToken(64);
+      DigestInput in{spec.auth_username, "", "REGISTER", spec.request_uri, "",
+                     ++reg->nonce_count, cnonce, reg->ha1};
       req.authorization = buildDigestAuthorization(*reg->challenge, in);
       req.proxy_authorization = reg->challenge->proxy;
       reg->sent_credentials = true;
-    } else {
-      // Sealed under a key we no longer have: nothing we can send will work.
-      log::error("cannot open sealed credentials", {{"binding", spec.key}});
     }
   }
   reg->sent_at = clock_.now();
@@ -402,6 +420,10 @@ bool RegistrationEngine::handleChallenge(std::uint32_t slot, Registration& reg,
   }
   bool rejection = reg.sent_credentials && reg.sent_fresh_answer && !challenge->stale;
   if (!rejection && reg.challenges_in_row >= kMaxChallengesInRow) rejection = true;
+  if (!reg.challenge || reg.challenge->realm != challenge->realm ||
+      reg.challenge->algorithm != challenge->algorithm) {
+    crypto::wipe(reg.ha1);
+  }
   reg.challenge = std::move(challenge);
   reg.nonce_count = 0;
   // Whatever happens next, the next request answers this very challenge.
@@ -444,6 +466,8 @@ void RegistrationEngine::handleSuccess(std::uint32_t slot, Registration& reg,
     return;
   }
   const Millis now = clock_.now();
+  bool routine = reg.state == RegistrationState::Registered && reg.granted == granted &&
+                 reg.rejections == 0 && reg.temporary_failures == 0;
   reg.rejections = 0;
   reg.temporary_failures = 0;
   reg.first_failure_at = 0;
@@ -457,7 +481,7 @@ void RegistrationEngine::handleSuccess(std::uint32_t slot, Registration& reg,
   Millis delay = static_cast<Millis>(granted * 1000.0 * ratio);
   delay = std::min(delay, std::max<Millis>(granted * 1000 - kSecond, granted * 500));
   scheduleAttempt(slot, reg, now + delay);
-  publish(reg);
+  publish(reg, routine);
 }
 
 void RegistrationEngine::handleRejection(std::uint32_t slot, Registration& reg,
@@ -539,13 +563,30 @@ RegistrationStatus RegistrationEngine::makeStatus(const Registration& reg) const
   s.call_id = reg.spec.call_id;
   s.contact = contactFor(reg.spec);
   s.failure_reason = reg.failure_reason;
+  if (reg.challenge) s.challenge = serializeChallenge(*reg.challenge);
+  s.nonce_count = reg.nonce_count;
   s.updated_at = clock_.now();
   return s;
 }
 
-void RegistrationEngine::publish(const Registration& reg) {
+void RegistrationEngine::publish(const Registration& reg, bool routine) {
   if (reg.replaced_ghost) return;
-  observer_.onStatus(makeStatus(reg));
+  if (!routine) {
+    observer_.onStatus(makeStatus(reg));
+    return;
+  }
+  // Most publications are refreshes: keep them cheap.
+  RegistrationStatus s;
+  s.routine = true;
+  s.key = reg.spec.key;
+  s.generation = reg.spec.generation;
+  s.state = reg.state;
+  s.expires_at = reg.expires_at;
+  s.next_attempt_at = reg.next_attempt_at;
+  s.cseq = reg.spec.cseq;
+  s.nonce_count = reg.nonce_count;
+  s.updated_at = clock_.now();
+  observer_.onStatus(s);
 }
 
 std::optional<RegistrationStatus> RegistrationEngine::status(const std::string& key) const {

@@ -114,7 +114,7 @@ class RegistrationEngine {
   void finishUnregister(std::uint32_t slot, Registration& reg, bool ok);
   void unregisterReplaced(const Registration& old);
   void onTtl(std::uint32_t slot, Registration& reg);
-  void publish(const Registration& reg);
+  void publish(const Registration& reg, bool routine = false);
   RegistrationStatus makeStatus(const Registration& reg) const;
   Millis backoff(int failures) const;
   void pumpAndRearm();

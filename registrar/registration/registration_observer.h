@@ -34,6 +34,11 @@ struct RegistrationStatus {
   std::string call_id;
   std::string contact;
   std::optional<FailureReason> failure_reason;
+  std::string challenge;  // serializeChallenge() of the PBX's last challenge, if any
+  std::uint32_t nonce_count = 0;
+  // A refresh that changed only timing (expires_at, next_attempt_at, cseq,
+  // nonce_count, updated_at): the other fields are not filled in.
+  bool routine = false;
   Millis updated_at = 0;
 };
 

@@ -36,6 +36,10 @@ struct ResumeState {
   int temporary_failures = 0;
   Millis first_failure_at = 0;
   Millis expires_at = 0;
+  // The PBX's last challenge: a restarted instance answers it at once instead
+  // of sending a REGISTER without credentials first.
+  std::string challenge;  // serializeChallenge()
+  std::uint32_t nonce_count = 0;
 };
 
 // Why the engine gave a binding up.

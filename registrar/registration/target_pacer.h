@@ -13,9 +13,9 @@
 namespace sipwake::registrar {
 
 // Paces REGISTERs toward each PBX target: at most `rate` per second (a
-// generic cell rate meter: requests are spaced 1/rate apart, with a tiny
-// tolerance) and at most `max_in_flight` transactions awaiting a final
-// response. Sofia's per-connection TCP queue overflows in bursts (PITFALLS),
+// generic cell rate meter: requests are spaced 1/rate apart on average, with
+// a burst tolerance of 10 ms worth) and at most `max_in_flight` transactions
+// awaiting a final response. Sofia's per-connection TCP queue overflows in bursts (PITFALLS),
 // and a PBX's intrusion detection does not like floods either.
 // Runs on the SIP thread.
 class TargetPacer {

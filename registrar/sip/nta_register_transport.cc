@@ -111,7 +111,7 @@ void NtaRegisterTransport::send(const RegisterRequest& request, std::string_view
   auto* pending = new PendingRegister{std::move(handler), std::string(contact_user), this, true, std::nullopt};
 
   std::string request_line = "REGISTER " + request.request_uri + " SIP/2.0";
-  std::string from = "<" + request.aor + ">;tag=" + crypto::randomToken(64);
+  std::string from = "<" + request.aor + ">;tag=" + crypto::uniqueToken(64);
   std::string to = "<" + request.aor + ">";
   std::string cseq = std::to_string(request.cseq) + " REGISTER";
   std::string contact = "<" + request.contact + ">";
@@ -127,7 +127,6 @@ void NtaRegisterTransport::send(const RegisterRequest& request, std::string_view
       SIPTAG_CSEQ_STR(cseq.c_str()), SIPTAG_CONTACT_STR(contact.c_str()),
       SIPTAG_EXPIRES_STR(expires.c_str()), SIPTAG_MAX_FORWARDS_STR("70"),
       SIPTAG_USER_AGENT_STR(user_agent_.c_str()),
-      SIPTAG_ALLOW_STR("INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE"),
       TAG_IF(auth && !request.proxy_authorization, SIPTAG_AUTHORIZATION_STR(auth)),
       TAG_IF(auth && request.proxy_authorization, SIPTAG_PROXY_AUTHORIZATION_STR(auth)),
       TAG_END()) : nullptr;

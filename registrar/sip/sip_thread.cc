@@ -52,7 +52,20 @@ void SipThread::start(std::function<void()> init) {
   }
 }
 
+namespace {
+
+// sofia computes its poll timeout with su_duration(), which truncates to whole
+// milliseconds: in the last sub-millisecond before any timer (ours, and nta's
+// per-transaction timers) it polls with timeout 0 in a loop. Measured: ~0.5 ms
+// of spinning per timer, 20 % CPU at 300 refreshes/s. Reading the clock in
+// whole milliseconds makes every remaining timeout a whole number of them, so
+// the loop sleeps instead; timers fire at most 1 ms late.
+void wholeMillisecondClock(su_time_t* tv) { tv->tv_usec -= tv->tv_usec % 1000; }
+
+}  // namespace
+
 void SipThread::run(std::function<void()> init) {
+  _su_time = wholeMillisecondClock;
   su_init();
   sofia_->root = su_root_create(nullptr);
   if (!sofia_->root) throw std::runtime_error("su_root_create failed");

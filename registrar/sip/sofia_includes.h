@@ -24,6 +24,8 @@
 extern "C" {
 extern su_log_t nta_log[];
 extern su_log_t tport_log[];
+// sofia's hook applied to every clock reading (su_time0.c).
+extern void (*_su_time)(su_time_t* tv);
 }
 
 namespace sipwake::registrar {

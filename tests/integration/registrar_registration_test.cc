@@ -234,6 +234,12 @@ TEST_CASE("a restarted registrar keeps each Contact and Call-ID: one contact per
     CHECK(contacts[0].call_id == old.call_id);
     CHECK(contacts[0].cseq > old.cseq);
   }
+  // The persisted challenge is answered at once: one REGISTER per binding.
+  auto all = pbx.registers();
+  for (std::size_t i = registers_before; i < all.size(); ++i) {
+    INFO(all[i].user);
+    CHECK(all[i].auth);
+  }
 }
 
 TEST_CASE("TLS toward the PBX: verified against the CA, refused when untrusted", "[registrar]") {

@@ -24,7 +24,7 @@ TEST_CASE("digest response matches RFC 2617 section 3.5", "[digest]") {
   REQUIRE(c);
   CHECK(c->qop_auth);
   CHECK(c->qop_auth_int);
-  DigestInput in{"Mufasa", "Circle Of Life", "GET", "/dir/index.html", "", 1, "0a4f113b"};
+  DigestInput in{"Mufasa", "Circle Of Life", "GET", "/dir/index.html", "", 1, "0a4f113b", ""};
   auto header = buildDigestAuthorization(*c, in);
   CHECK(field(header, "response") == "6629fae49393a05397450978507c4ef1");
   CHECK(field(header, "opaque") == "5ccc069c403ebaf9f0171e9517f40e41");
@@ -38,7 +38,7 @@ TEST_CASE("digest response matches RFC 7616 section 3.9.1 for SHA-256 and MD5", 
       "nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\", "
       "opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\"";
   DigestInput in{"Mufasa", "Circle of Life", "GET", "/dir/index.html", "", 1,
-                 "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ"};
+                 "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ", ""};
   auto sha = parseDigestChallenge("Digest " + params + ", algorithm=SHA-256", false);
   REQUIRE(sha);
   CHECK(field(buildDigestAuthorization(*sha, in), "response") ==
@@ -66,7 +66,7 @@ TEST_CASE("digest challenge parsing rejects what cannot be answered", "[digest]"
 
 TEST_CASE("digest header quotes user names with quotes", "[digest]") {
   auto c = parseDigestChallenge("Digest realm=\"r\", nonce=\"n\"", false);
-  DigestInput in{"a\"b", "p", "REGISTER", "sip:x", "", 1, "c"};
+  DigestInput in{"a\"b", "p", "REGISTER", "sip:x", "", 1, "c", ""};
   auto header = buildDigestAuthorization(*c, in);
   CHECK(header.find("username=\"a\\\"b\"") != std::string::npos);
   CHECK(header.find("qop=") == std::string::npos);  // RFC 2069 style when no qop offered

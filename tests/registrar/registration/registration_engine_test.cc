@@ -383,3 +383,50 @@ TEST_CASE("the bindings gauge follows the states", "[engine]") {
   CHECK(gauge["registering"] == 1);
   CHECK(gauge["failed"] == 0);
 }
+
+TEST_CASE("a restarted instance answers the persisted challenge in its first REGISTER",
+          "[engine]") {
+  EngineFixture f;
+  registerFully(f, "1000");
+  RegistrationStatus before = *f.engine.status("acme/1000");
+  REQUIRE_FALSE(before.challenge.empty());
+
+  EngineFixture restarted;
+  ResumeState resume;
+  resume.state = RegistrationState::Registered;
+  resume.expires_at = restarted.clock.now() + 300'000;
+  resume.challenge = before.challenge;
+  resume.nonce_count = before.nonce_count;
+  auto spec = restarted.spec("1000");
+  spec.sealed_password = restarted.sealer.seal("secret", spec.key);
+  restarted.engine.upsert(spec, resume);
+  REQUIRE(restarted.transport.sent.size() == 1);
+  auto first = restarted.transport.sent.front().request;
+  CHECK(first.authorization.find("nonce=\"n1\"") != std::string::npos);
+  CHECK(first.authorization.find("nc=00000002") != std::string::npos);
+  restarted.transport.respond(ok(600));
+  CHECK(restarted.engine.status("acme/1000")->state == RegistrationState::Registered);
+}
+
+TEST_CASE("challenges survive serialization, and odd ones are refused", "[digest]") {
+  DigestChallenge c;
+  c.realm = "pbx.test";
+  c.nonce = "abc/def=";
+  c.opaque = "o";
+  c.algorithm = "SHA-256";
+  c.qop_auth = true;
+  c.proxy = true;
+  auto back = deserializeChallenge(serializeChallenge(c));
+  REQUIRE(back);
+  CHECK(back->realm == c.realm);
+  CHECK(back->nonce == c.nonce);
+  CHECK(back->opaque == c.opaque);
+  CHECK(back->algorithm == c.algorithm);
+  CHECK(back->qop_auth);
+  CHECK_FALSE(back->qop_auth_int);
+  CHECK(back->proxy);
+  CHECK_FALSE(deserializeChallenge(""));
+  CHECK_FALSE(deserializeChallenge("a\x1f\x1f\x1fMD5\x1f"));
+  c.realm = std::string("bad\x1f", 4);
+  CHECK(serializeChallenge(c).empty());
+}

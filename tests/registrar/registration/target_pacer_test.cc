@@ -1,5 +1,7 @@
 #include "registrar/registration/target_pacer.h"
 
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 
 using namespace sipwake;
@@ -43,4 +45,27 @@ TEST_CASE("pacer never sends a stale entry and frees places on release", "[pacer
   pacer.release("a");
   pacer.dispatch(1002, send);
   CHECK(sent.back() == 4);
+}
+
+TEST_CASE("pacer bursts at most 10 ms worth and keeps the per-second cap", "[pacer]") {
+  TargetPacer pacer({4000, 100000});
+  for (std::uint32_t i = 0; i < 20000; ++i) pacer.enqueue("pbx", i, 1, false);
+  std::vector<Millis> sent_at;
+  Millis now = 5'000'000;
+  for (int step = 0; step < 3000; ++step, ++now) {
+    pacer.dispatch(now, [&](std::uint32_t, std::uint64_t) {
+      sent_at.push_back(now);
+      return true;
+    });
+  }
+  // At the start, one burst of 10 ms worth (40) goes at once.
+  CHECK(std::count(sent_at.begin(), sent_at.end(), 5'000'000) <= 41);
+  // Any one-second window: at most the rate plus the burst.
+  std::size_t worst = 0;
+  for (std::size_t i = 0, j = 0; i < sent_at.size(); ++i) {
+    while (sent_at[i] - sent_at[j] >= 1000) ++j;
+    worst = std::max(worst, i - j + 1);
+  }
+  CHECK(worst <= 4041);
+  CHECK(worst >= 3990);
 }
