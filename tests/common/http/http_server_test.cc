@@ -23,6 +23,7 @@
 
 #include "common/event/event_loop.h"
 #include "common/http/tls_server_context.h"
+#include "tests/support/loop_helpers.h"
 #include "tests/support/http_client.h"
 
 using namespace sipwake;
@@ -30,26 +31,10 @@ using namespace sipwake::http;
 using sipwake::testing::HttpClient;
 using sipwake::testing::HttpClientOptions;
 using namespace std::chrono_literals;
+using sipwake::testing::eventually;
+using sipwake::testing::onLoop;
 
 namespace {
-
-// Runs fn on the loop thread and waits for its result (or exception).
-template <typename Fn>
-auto onLoop(EventLoop& loop, Fn fn) -> decltype(fn()) {
-  std::packaged_task<decltype(fn())()> task(std::move(fn));
-  auto result = task.get_future();
-  loop.post([&task] { task(); });
-  return result.get();
-}
-
-bool waitUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout = 5s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return done();
-}
 
 // An HttpServer on its own loop thread, listening on 127.0.0.1:0.
 class TestServer {
@@ -423,7 +408,7 @@ TEST_CASE("HttpServer answers 408 to a client that sends half a request", "[http
   CHECK(elapsed >= 250ms);
   CHECK(elapsed < 5s);
   CHECK(calls == 0);
-  CHECK(waitUntil([&] { return server.connections() == 0; }));
+  CHECK(eventually([&] { return server.connections() == 0; }));
 }
 
 TEST_CASE("HttpServer refuses connections over the limit with JSON 503", "[http]") {
@@ -444,7 +429,7 @@ TEST_CASE("HttpServer refuses connections over the limit with JSON 503", "[http]
   CHECK(server.connections() == 2);
 
   a.disconnect();
-  REQUIRE(waitUntil([&] { return server.connections() == 1; }));
+  REQUIRE(eventually([&] { return server.connections() == 1; }));
   CHECK(c.request("GET", "/c").status == 200);
   CHECK(b.request("GET", "/b").status == 200);
 }
@@ -490,7 +475,7 @@ TEST_CASE("HttpServer closes idle keep-alive connections and the client reconnec
   HttpClient client("127.0.0.1", server.port());
   auto first = nlohmann::json::parse(client.request("GET", "/1").body)["remote"];
   CHECK(server.connections() == 1);
-  REQUIRE(waitUntil([&] { return server.connections() == 0; }));
+  REQUIRE(eventually([&] { return server.connections() == 0; }));
   auto second = nlohmann::json::parse(client.request("GET", "/2").body)["remote"];
   CHECK(first != second);
 }
@@ -508,7 +493,7 @@ TEST_CASE("HttpServer responders outlive connections and the server harmlessly",
     socket.send("GET /hold HTTP/1.1\r\n\r\n");
     REQUIRE(got_request.get_future().wait_for(5s) == std::future_status::ready);
     socket.reset();
-    REQUIRE(waitUntil([&] { return server.connections() == 0; }));
+    REQUIRE(eventually([&] { return server.connections() == 0; }));
     onLoop(server.loop(), [&] { held.front()(jsonOk({{"late", true}})); });
     onLoop(server.loop(), [&] { held.front()(jsonOk({{"twice", true}})); });
     CHECK(server.connections() == 0);
@@ -520,7 +505,7 @@ TEST_CASE("HttpServer responders outlive connections and the server harmlessly",
     socket.closeNow();
     std::this_thread::sleep_for(50ms);
     onLoop(server.loop(), [&] { held.front()(jsonOk({{"late", true}})); });
-    CHECK(waitUntil([&] { return server.connections() == 0; }));
+    CHECK(eventually([&] { return server.connections() == 0; }));
   }
   SECTION("the server is destroyed first") {
     RawSocket socket(server.port());
@@ -597,7 +582,7 @@ TEST_CASE("HttpServer answers a client that half-closes after its requests", "[h
   CHECK(bytes.find("/one") != std::string::npos);
   CHECK(bytes.find("/two") != std::string::npos);
   CHECK(bytes.find("/one") < bytes.find("/two"));
-  CHECK(waitUntil([&] { return server.connections() == 0; }));
+  CHECK(eventually([&] { return server.connections() == 0; }));
 }
 
 TEST_CASE("HttpServer turns handler mistakes into clean responses", "[http]") {
