@@ -1,0 +1,161 @@
+#include "pushgw/dispatch/push_dispatcher.h"
+
+#include <cmath>
+
+#include "common/log/logger.h"
+
+namespace sipwake::pushgw {
+
+PushDispatcher::PushDispatcher(EventLoop& loop, RetryPolicy policy, ProviderDirectory& providers,
+                               JobStream& stream, BindingFeedback& feedback,
+                               PushgwMetrics& metrics, Clock& clock)
+    : loop_(loop),
+      policy_(policy),
+      providers_(providers),
+      stream_(stream),
+      feedback_(feedback),
+      metrics_(metrics),
+      clock_(clock),
+      retry_timer_(loop, [this] { runRetries(); }),
+      random_(std::random_device{}()) {}
+
+PushDispatcher::~PushDispatcher() = default;
+
+void PushDispatcher::submit(std::vector<PushJob> jobs) {
+  loop_.post([this, jobs = std::move(jobs)]() mutable {
+    for (auto& job : jobs) begin(std::move(job));
+  });
+}
+
+bool PushDispatcher::expired(const PushJob& job) const {
+  return job.expires_at != 0 && clock_.now() >= job.expires_at;
+}
+
+void PushDispatcher::begin(PushJob job) {
+  ++active_;
+  auto a = std::make_shared<Attempt>();
+  a->job = std::move(job);
+  a->provider = providers_.find(a->job.provider, a->job.app);
+  if (!a->provider) {
+    deadLetter(a, "unknown_app", "no provider configured for app '" + a->job.app + "'");
+    return;
+  }
+  if (expired(a->job)) {
+    finish(a, "expired");
+    return;
+  }
+  if (a->job.isCall() && a->job.deliveries > 1) {
+    // Reclaimed from a consumer that died: only if the call still rings.
+    feedback_.callStillRinging(a->job, [this, a](bool ringing) {
+      loop_.post([this, a, ringing] { ringing ? send(a) : finish(a, "expired"); });
+    });
+    return;
+  }
+  send(a);
+}
+
+void PushDispatcher::send(const AttemptPtr& a) {
+  ++a->attempts;
+  PushMessage message = toPushMessage(a->job, clock_.now());
+  a->provider->send(message, [this, a](ClassifiedResponse outcome, double latency) {
+    onOutcome(a, outcome, latency);
+  });
+}
+
+void PushDispatcher::onOutcome(const AttemptPtr& a, const ClassifiedResponse& outcome,
+                               double latency) {
+  const std::string provider = a->provider->name();
+  metrics_.latency(provider, latency);
+  switch (outcome.outcome) {
+    case PushOutcome::Delivered:
+      if (a->job.isCall()) {
+        feedback_.pushDelivered(a->job);
+        if (a->job.received_at > 0) {
+          metrics_.inviteToPush(static_cast<double>(clock_.now() - a->job.received_at) / 1000.0);
+        }
+      }
+      finish(a, "delivered");
+      return;
+    case PushOutcome::InvalidToken:
+      metrics_.tokenRemoved(provider);
+      feedback_.removeToken(a->job, [](bool) {});
+      finish(a, "invalid_token");
+      return;
+    case PushOutcome::RefreshCredentials:
+      metrics_.push(provider, "refresh_credentials");
+      if (!a->refreshed) {
+        a->refreshed = true;
+        a->provider->refreshCredentials();
+        send(a);
+        return;
+      }
+      deadLetter(a, "permanent_error", "credential rejected again after a refresh: " + outcome.reason);
+      return;
+    case PushOutcome::RetryLater:
+      metrics_.push(provider, "retry_later");
+      scheduleRetry(a, outcome.retry_after);
+      return;
+    case PushOutcome::PermanentError:
+      deadLetter(a, "permanent_error", outcome.reason);
+      return;
+  }
+}
+
+void PushDispatcher::scheduleRetry(const AttemptPtr& a, std::optional<Millis> retry_after) {
+  if (!a->job.isCall() && a->attempts >= policy_.max_attempts) {
+    deadLetter(a, "permanent_error", "gave up after " + std::to_string(a->attempts) + " attempts");
+    return;
+  }
+  double backoff = std::min<double>(std::ldexp(static_cast<double>(policy_.base),
+                                               std::min(a->attempts - 1, 30)),
+                                    static_cast<double>(policy_.max));
+  backoff *= std::uniform_real_distribution<double>(0.8, 1.2)(random_);
+  Millis delay = static_cast<Millis>(backoff);
+  if (retry_after) delay = std::max(delay, *retry_after);
+  Millis at = clock_.now() + delay;
+  if (a->job.expires_at != 0 && at >= a->job.expires_at) {
+    finish(a, "expired");  // a call push is only worth it while the call rings
+    return;
+  }
+  retries_.emplace(at, a);
+  if (retries_.begin()->first == at) retry_timer_.start(delay);
+}
+
+void PushDispatcher::runRetries() {
+  Millis now = clock_.now();
+  std::vector<AttemptPtr> due;
+  while (!retries_.empty() && retries_.begin()->first <= now) {
+    due.push_back(retries_.begin()->second);
+    retries_.erase(retries_.begin());
+  }
+  if (!retries_.empty()) retry_timer_.start(retries_.begin()->first - now);
+  for (auto& a : due) {
+    if (expired(a->job)) {
+      finish(a, "expired");
+    } else if (a->job.isCall()) {
+      feedback_.callStillRinging(a->job, [this, a](bool ringing) {
+        loop_.post([this, a, ringing] { ringing ? send(a) : finish(a, "expired"); });
+      });
+    } else {
+      send(a);
+    }
+  }
+}
+
+void PushDispatcher::finish(const AttemptPtr& a, const char* result) {
+  metrics_.push(a->provider ? a->provider->name() : a->job.provider, result);
+  stream_.ack(a->job.entry_id);
+  --active_;
+}
+
+void PushDispatcher::deadLetter(const AttemptPtr& a, const char* result, const std::string& reason) {
+  log::warn("push given up", {{"binding", a->job.bindingKey()},
+                              {"device", a->job.device_id},
+                              {"type", a->job.type},
+                              {"reason", reason}});
+  metrics_.push(a->provider ? a->provider->name() : a->job.provider, result);
+  stream_.deadLetter(a->job, reason);
+  --active_;
+}
+
+}  // namespace sipwake::pushgw

@@ -1,0 +1,37 @@
+#pragma once
+
+#include <map>
+#include <string>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+namespace sipwake::pushgw {
+
+// pushgw's metric handles; names are a contract for dashboards (PRODUCT.md).
+class PushgwMetrics {
+ public:
+  explicit PushgwMetrics(prometheus::Registry& registry);
+  // result: delivered, invalid_token, retry_later, refresh_credentials,
+  // permanent_error, expired (call over or too late), unknown_app.
+  void push(const std::string& provider, const std::string& result);
+  void latency(const std::string& provider, double seconds);
+  void tokenRemoved(const std::string& provider);
+  void inviteToPush(double seconds);
+  void queueDepth(double depth) { queue_depth_->Set(depth); }
+
+ private:
+  prometheus::Counter& pushCounter(const std::string& provider, const std::string& result);
+  prometheus::Family<prometheus::Counter>* pushes_;
+  prometheus::Family<prometheus::Histogram>* latency_;
+  prometheus::Family<prometheus::Counter>* tokens_removed_;
+  prometheus::Histogram* invite_to_push_;
+  prometheus::Gauge* queue_depth_;
+  std::map<std::pair<std::string, std::string>, prometheus::Counter*> push_counters_;
+  std::map<std::string, prometheus::Histogram*> latency_histograms_;
+  std::map<std::string, prometheus::Counter*> removed_counters_;
+};
+
+}  // namespace sipwake::pushgw

@@ -1,0 +1,85 @@
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/redis/redis_connection.h"
+#include "pushgw/queue/push_job.h"
+
+namespace sipwake::pushgw {
+
+inline constexpr const char* kJobStreamKey = "sipwake:push:jobs";
+inline constexpr const char* kDeadLetterStreamKey = "sipwake:push:dead";
+
+// Reads push jobs from the Redis stream as one consumer of a consumer group,
+// so several pushgw instances share the work and a dead one's jobs are not
+// lost: entries it left pending are claimed by the others after `claim_idle`.
+// A job is acknowledged only after its final outcome (ack()). Malformed jobs
+// and jobs handed out too often go to the dead-letter stream.
+// Runs its own thread with its own Redis connection.
+class JobStream {
+ public:
+  struct Options {
+    redis::RedisUrl url;
+    std::string group = "pushgw";
+    std::string consumer;            // unique per instance
+    std::size_t batch = 500;         // entries per read
+    Millis block = 100;              // XREADGROUP BLOCK
+    Millis claim_idle = 30 * kSecond;
+    Millis claim_interval = 2 * kSecond;
+    int max_deliveries = 5;          // beyond: dead letter
+    std::size_t max_outstanding = 20000;  // handed out, not yet acknowledged
+  };
+  using Sink = std::function<void(std::vector<PushJob>&&)>;  // called on the stream thread
+
+  JobStream(Options options, Sink sink);
+  ~JobStream();
+  void start();
+  void stop();
+
+  // Thread-safe; written in batches by the stream thread.
+  void ack(const std::string& entry_id);
+  void deadLetter(const PushJob& job, const std::string& reason);
+
+  std::size_t outstanding() const { return outstanding_.load(); }
+  // Entries not yet delivered to any consumer plus pending ones (last measured).
+  long long depth() const { return depth_.load(); }
+  bool healthy() const { return healthy_.load(); }
+
+ private:
+  struct Dead {
+    std::string entry_id;
+    std::string job;
+    std::string reason;
+    bool handed_out = false;  // counted in outstanding_
+  };
+  void run();
+  void ensureGroup();
+  void readNew();
+  void reclaim();
+  void flushAcks();
+  void measureDepth();
+  std::vector<PushJob> parseEntries(const redis::Reply& entries, int deliveries);
+
+  Options options_;
+  Sink sink_;
+  redis::Connection redis_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::size_t> outstanding_{0};
+  std::atomic<long long> depth_{0};
+  std::atomic<bool> healthy_{false};
+  std::mutex mutex_;
+  std::vector<std::string> acks_;
+  std::vector<Dead> dead_;
+  Millis next_claim_ = 0;
+  Millis next_depth_ = 0;
+  bool group_ready_ = false;
+};
+
+}  // namespace sipwake::pushgw
