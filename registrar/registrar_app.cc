@@ -18,6 +18,10 @@
 #include "registrar/api/api_keys.h"
 #include "registrar/api/registrar_api.h"
 #include "registrar/binding/store_worker.h"
+#include "registrar/call/call_manager.h"
+#include "registrar/push/push_job_writer.h"
+#include "registrar/push/push_outcome_listener.h"
+#include "registrar/sip/nta_incoming.h"
 #include "registrar/registration/registration_engine.h"
 #include "registrar/sip/nta_register_transport.h"
 #include "registrar/sip/sip_agent.h"
@@ -31,28 +35,58 @@ bool isLoopback(const std::string& host_port) {
          host_port.rfind("localhost:", 0) == 0;
 }
 
-// The SIP-thread side: everything sofia, and the engine. Created, used and
-// destroyed on the SIP thread.
-struct SipSide final : WakeupScheduler {
+// Adapts a SipThread::Timer to the WakeupScheduler a state machine wants.
+struct TimerWakeup final : WakeupScheduler {
+  TimerWakeup(SipThread& thread, std::function<void()> fn) : timer(thread, std::move(fn)) {}
+  void wakeAt(Millis when) override { timer.wakeAt(when); }
+  SipThread::Timer timer;
+};
+
+// The engine answers who owns a Contact.
+struct EngineDirectory final : ContactDirectory {
+  explicit EngineDirectory(const RegistrationEngine& engine) : engine(engine) {}
+  std::optional<Owner> findByContact(std::string_view contact_user) const override {
+    auto owner = engine.findByContact(contact_user);
+    if (!owner) return std::nullopt;
+    return Owner{owner->key, owner->state, owner->pbx_ip};
+  }
+  const RegistrationEngine& engine;
+};
+
+// The SIP-thread side: everything sofia, the registration engine and call
+// handling. Created, used and destroyed on the SIP thread.
+struct SipSide {
   SipSide(SipThread& thread, const RegistrarConfig& config, const crypto::CredentialSealer& sealer,
-          RegistrationObserver& observer, RegistrationMetrics& metrics)
+          RegistrationObserver& observer, RegistrationMetrics& metrics, PushSink& pushes,
+          CallMetrics& call_metrics)
       : thread(thread),
         agent(thread, config.sip),
         transport(thread, agent, "sipwake/0.1"),
         random(std::random_device{}()),
+        engine_wakeup(thread, [this] { engine.runDue(); }),
         engine(config.policy, {agent.advertisedUdpTcp(), agent.advertisedTls()},
-               SystemClock::instance(), transport, sealer, observer, &metrics, *this,
-               [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(random); }) {}
+               SystemClock::instance(), transport, sealer, observer, &metrics, engine_wakeup,
+               [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(random); }),
+        directory(engine),
+        call_wakeup(thread, [this] { calls.runDue(); }),
+        calls(config.call, SystemClock::instance(), directory, pushes, &call_metrics, call_wakeup),
+        incoming(agent, [this](IncomingRequest request,
+                               std::unique_ptr<ServerTransaction> transaction) {
+          calls.onRequest(std::move(request), std::move(transaction));
+        }) {}
 
-  void wakeAt(Millis when) override {
-    thread.setTimer(when, [this] { engine.runDue(); });
-  }
+  ~SipSide() { calls.endAll(); }
 
   SipThread& thread;
   SipAgent agent;
   NtaRegisterTransport transport;
   std::mt19937_64 random;
+  TimerWakeup engine_wakeup;
   RegistrationEngine engine;
+  EngineDirectory directory;
+  TimerWakeup call_wakeup;
+  CallManager calls;
+  NtaIncoming incoming;
 };
 
 // RegistrationControl for the API: posts onto the SIP thread.
@@ -71,6 +105,14 @@ class PostingControl final : public RegistrationControl {
       } else {
         done(false);
       }
+    });
+  }
+  void deviceAck(std::string key, std::string device, std::string call_id,
+                 std::function<void(bool)> done) override {
+    thread_.post([this, key = std::move(key), device = std::move(device),
+                  call_id = std::move(call_id), done = std::move(done)] {
+      done(side_ && side_->calls.onDeviceAck(key, device, call_id) ==
+                        CallManager::AckResult::Accepted);
     });
   }
 
@@ -105,21 +147,53 @@ int runRegistrar(const RegistrarConfig& config) {
         "the API carries SIP passwords: set REGISTRAR_API_TLS_CERT and REGISTRAR_API_TLS_KEY, "
         "or REGISTRAR_API_ALLOW_PLAIN=1 behind a TLS-terminating proxy");
   }
-  if (!config.device_listen.empty()) {
+  if (!config.device_listen.empty()) {  // the relay is issue 4
     log::warn("device.listen is set but the call relay is not part of this version");
   }
 
   auto registry = std::make_shared<prometheus::Registry>();
   RegistrationMetrics metrics(*registry);
 
+  CallMetrics call_metrics(*registry);
+
   StoreWorker store({config.redis, config.instance, 50, config.policy.failed_retention, 1000});
   store.start();
+  PushJobWriter push_writer(config.redis, config.instance);
+  push_writer.start();
 
   SipThread sip_thread;
   std::unique_ptr<SipSide> sip_side;
   sip_thread.start([&] {
-    sip_side = std::make_unique<SipSide>(sip_thread, config, sealer, store, metrics);
+    sip_side = std::make_unique<SipSide>(sip_thread, config, sealer, store, metrics, push_writer,
+                                         call_metrics);
   });
+
+  // What pushgw reports back: provider accepted a call's push (the caller
+  // hears a second 180), or a binding lost its last device (it goes).
+  PushOutcomeListener outcomes(config.redis, config.instance, [&](const nlohmann::json& m) {
+    std::string kind = m.value("kind", ""), key = m.value("tenant", "") + "/" + m.value("binding", "");
+    if (kind == "push_delivered") {
+      std::string call_id = m.value("call_id", "");
+      sip_thread.post([&sip_side, key, call_id] {
+        if (sip_side) sip_side->calls.onPushDelivered(key, call_id);
+      });
+    } else if (kind == "binding_orphaned") {
+      log::info("binding lost its last device; un-registering", {{"binding", key}});
+      sip_thread.post([&sip_side, &store, key] {
+        if (!sip_side) return;
+        sip_side->engine.remove(key, [&store, key](bool) {
+          store.submit([key](BindingStore& bindings) {
+            try {
+              bindings.erase(key);
+            } catch (const std::exception& e) {
+              log::error("cannot erase a binding without devices", {{"binding", key}, {"error", e.what()}});
+            }
+          });
+        });
+      });
+    }
+  });
+  outcomes.start();
   ContactAddresses contacts{sip_side->agent.advertisedUdpTcp(), sip_side->agent.advertisedTls()};
   PostingControl control(sip_thread, sip_side);
 
@@ -199,8 +273,11 @@ int runRegistrar(const RegistrarConfig& config) {
   metrics_server.reset();
   api_server.reset();
   load_retry.cancel();
+  outcomes.stop();
   // The engine goes without a packet: stopping is not un-registering.
+  // Ringing calls get a clean 480 rather than a timeout.
   sip_thread.stop([&] { sip_side.reset(); });
+  push_writer.stop();
   store.stop();
   log::info("registrar stopped");
   return 0;

@@ -51,6 +51,13 @@ const config::ConfigTable& registrarConfigTable() {
           {"registration.max_in_flight_per_target", "100",
            "REGISTER transactions awaiting an answer from one PBX, at most"},
           {"registration.unregister_wait", "5s", "how long DELETE waits for the PBX to confirm"},
+          {"call.device_ack_timeout", "60s",
+           "T1: an INVITE waits this long for a device to ack, then 480 No-Response-From-Device"},
+          {"call.device_connect_timeout", "60s",
+           "T2: after an ack, how long until 480 Device-Did-Not-Connect"},
+          {"call.strict_source", "true",
+           "accept INVITE/MESSAGE only from the address the binding's PBX answers REGISTERs from"},
+          {"call.message_body_limit", "1024", "bytes of a MESSAGE body carried in its push"},
       });
   return table;
 }
@@ -157,6 +164,11 @@ RegistrarConfig loadRegistrarConfig(const std::optional<std::string>& file,
   p.pacing.rate_per_second = v.number("registration.rate_per_target", 1, 1e6);
   p.pacing.max_in_flight = static_cast<int>(v.integer("registration.max_in_flight_per_target", 1, 100000));
   c.unregister_wait = v.duration("registration.unregister_wait", 100, kMinute);
+  c.call.device_ack_timeout = v.duration("call.device_ack_timeout", 100, 10 * kMinute);
+  c.call.device_connect_timeout = v.duration("call.device_connect_timeout", 100, 10 * kMinute);
+  c.call.strict_source = v.boolean("call.strict_source");
+  c.call.message_body_limit =
+      static_cast<std::size_t>(v.integer("call.message_body_limit", 0, 3000));
   return c;
 }
 

@@ -7,6 +7,7 @@
 #include "common/log/logger.h"
 #include "common/redis/redis_url.h"
 #include "registrar/binding/binding_request.h"
+#include "registrar/call/call_manager.h"
 #include "registrar/registration/registration_engine.h"
 #include "registrar/sip/sip_agent.h"
 
@@ -37,6 +38,7 @@ struct RegistrarConfig {
   ExpiresLimits expires;
   RegistrationPolicy policy;
   Millis unregister_wait = 5 * kSecond;
+  CallPolicy call;
 };
 
 const config::ConfigTable& registrarConfigTable();

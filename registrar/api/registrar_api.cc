@@ -124,8 +124,27 @@ void RegistrarApi::handle(http::Request&& request, http::Responder respond) {
   }
 
   std::string id = path.substr(kBindingsPrefix.size());
-  if (id.find('/') != std::string::npos) {
-    respond(jsonError(404, "not_found", "no such resource"));
+  if (auto slash = id.find('/'); slash != std::string::npos) {
+    // /v1/bindings/{id}/devices/{device}/ack
+    std::string rest = id.substr(slash);
+    id.resize(slash);
+    constexpr std::string_view kDevices = "/devices/", kAck = "/ack";
+    if (rest.rfind(kDevices, 0) != 0 || rest.size() <= kDevices.size() + kAck.size() ||
+        rest.compare(rest.size() - kAck.size(), kAck.size(), kAck) != 0) {
+      respond(jsonError(404, "not_found", "no such resource"));
+      return;
+    }
+    std::string device =
+        rest.substr(kDevices.size(), rest.size() - kDevices.size() - kAck.size());
+    if (!validBindingId(id) || !validBindingId(device)) {
+      respond(jsonError(400, "invalid_binding_id", "ids are 1-128 of [A-Za-z0-9._:-]"));
+      return;
+    }
+    if (request.method != "POST") {
+      respond(methodNotAllowed("POST"));
+      return;
+    }
+    ackDevice(*tenant, id, device, request, std::move(respond));
     return;
   }
   if (!validBindingId(id)) {
@@ -235,6 +254,36 @@ void RegistrarApi::getBinding(const std::string& tenant, const std::string& id,
     if (!fields) return jsonError(404, "not_found", "no binding with this id");
     return jsonResponse(200, bindingView(*fields, SystemClock::instance().now()));
   });
+}
+
+void RegistrarApi::ackDevice(const std::string& tenant, const std::string& id,
+                             const std::string& device, const http::Request& request,
+                             http::Responder respond) {
+  auto body = json::parse(request.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    respond(jsonError(400, "invalid_json", "the body must be a JSON object"));
+    return;
+  }
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    if (it.key() != "call_id") {
+      respond(jsonError(400, "unknown_field", "unknown field '" + it.key() + "'"));
+      return;
+    }
+  }
+  auto call_id = body.find("call_id");
+  if (call_id == body.end() || !call_id->is_string() || call_id->get<std::string>().empty() ||
+      call_id->get<std::string>().size() > 256) {
+    respond(jsonError(400, "invalid_field", "'call_id' must be the call's id (1-256 characters)"));
+    return;
+  }
+  engine_.deviceAck(tenant + "/" + id, device, call_id->get<std::string>(),
+                    [this, respond](bool found) {
+                      loop_.post([respond, found] {
+                        respond(found ? jsonResponse(200, {{"status", "accepted"}})
+                                      : jsonError(404, "call_not_found",
+                                                  "no call with this id is ringing for this binding"));
+                      });
+                    });
 }
 
 void RegistrarApi::deleteBinding(const std::string& tenant, const std::string& id,

@@ -23,6 +23,10 @@ class RegistrationControl {
   virtual void upsert(RegistrationSpec spec) = 0;
   // `done` runs once, on the SIP thread, when the un-REGISTER ended.
   virtual void remove(std::string key, std::function<void(bool unregistered)> done) = 0;
+  // The fast channel: a device is coming for a call. `done(found)` runs on
+  // the SIP thread.
+  virtual void deviceAck(std::string key, std::string device, std::string call_id,
+                         std::function<void(bool found)> done) = 0;
 };
 
 struct ApiOptions {
@@ -52,6 +56,8 @@ class RegistrarApi {
                   http::Responder respond);
   void getBinding(const std::string& tenant, const std::string& id, http::Responder respond);
   void deleteBinding(const std::string& tenant, const std::string& id, http::Responder respond);
+  void ackDevice(const std::string& tenant, const std::string& id, const std::string& device,
+                 const http::Request& request, http::Responder respond);
   // Runs `job` on the store thread and answers from the API thread.
   void withStore(http::Responder respond,
                  std::function<http::Response(BindingStore&)> job);

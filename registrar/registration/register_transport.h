@@ -37,6 +37,7 @@ struct RegisterResponse {
   std::vector<std::string> www_authenticate;    // raw header values
   std::vector<std::string> proxy_authenticate;  // raw header values
   std::optional<std::string> next_nonce;        // Authentication-Info nextnonce
+  std::string source_ip;  // where the answer came from (the PBX as we reach it)
 };
 
 // Sends REGISTER transactions. Implemented on sofia nta in registrar/sip;

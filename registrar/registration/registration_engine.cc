@@ -44,6 +44,7 @@ struct RegistrationEngine::Registration {
   Millis expires_at = 0;
   Millis next_attempt_at = 0;
   std::uint32_t granted = 0;
+  std::string pbx_ip;
   LastResponse last;
   std::optional<FailureReason> failure_reason;
 
@@ -126,6 +127,8 @@ void RegistrationEngine::release(std::uint32_t slot) {
   if (!reg->replaced_ghost) {
     auto it = by_key_.find(reg->spec.key);
     if (it != by_key_.end() && it->second == slot) by_key_.erase(it);
+    auto c = by_contact_.find(reg->spec.contact_user);
+    if (c != by_contact_.end() && c->second == slot) by_contact_.erase(c);
   }
   crypto::wipe(reg->spec.sealed_password);
   crypto::wipe(reg->ha1);
@@ -195,8 +198,10 @@ void RegistrationEngine::upsert(RegistrationSpec spec, std::optional<ResumeState
       }
     }
     std::string key = reg->spec.key;
+    std::string contact_user = reg->spec.contact_user;
     std::uint32_t slot = allocate(std::move(reg));
     by_key_[key] = slot;
+    by_contact_[contact_user] = slot;
     Registration& r = *slots_[slot];
     scheduleTtl(slot, r);
     // A restarted instance refreshes at once (paced): the PBX may have lost
@@ -230,6 +235,10 @@ void RegistrationEngine::upsert(RegistrationSpec spec, std::optional<ResumeState
   std::uint32_t cseq = moved ? spec.cseq : std::max(spec.cseq, reg.spec.cseq);
   std::uint32_t effective_expires = expires_changed ? spec.expires : reg.spec.expires;
   crypto::wipe(reg.spec.sealed_password);
+  if (reg.spec.contact_user != spec.contact_user) {
+    by_contact_.erase(reg.spec.contact_user);
+    by_contact_[spec.contact_user] = slot;
+  }
   reg.requested_expires = spec.expires;
   reg.spec = std::move(spec);
   reg.spec.cseq = cseq;
@@ -472,6 +481,7 @@ void RegistrationEngine::handleSuccess(std::uint32_t slot, Registration& reg,
   reg.temporary_failures = 0;
   reg.first_failure_at = 0;
   reg.granted = granted;
+  if (!r.source_ip.empty()) reg.pbx_ip = r.source_ip;
   reg.expires_at = now + static_cast<Millis>(granted) * kSecond;
   setState(reg, RegistrationState::Registered);
   // Refresh at 75-90 % of the granted time (jittered so bindings that were
@@ -587,6 +597,14 @@ void RegistrationEngine::publish(const Registration& reg, bool routine) {
   s.nonce_count = reg.nonce_count;
   s.updated_at = clock_.now();
   observer_.onStatus(s);
+}
+
+std::optional<RegistrationEngine::ContactOwner> RegistrationEngine::findByContact(
+    std::string_view contact_user) const {
+  auto it = by_contact_.find(std::string(contact_user));
+  if (it == by_contact_.end()) return std::nullopt;
+  const Registration& reg = *slots_[it->second];
+  return ContactOwner{reg.spec.key, reg.state, reg.pbx_ip};
 }
 
 std::optional<RegistrationStatus> RegistrationEngine::status(const std::string& key) const {

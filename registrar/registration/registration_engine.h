@@ -11,6 +11,7 @@
 
 #include "common/crypto/credential_sealer.h"
 #include "common/event/clock.h"
+#include "common/event/wakeup_scheduler.h"
 #include "registrar/registration/digest_auth.h"
 #include "registrar/registration/register_transport.h"
 #include "registrar/registration/registration_metrics.h"
@@ -41,12 +42,7 @@ struct ContactAddresses {
   std::string tls;      // empty: TLS not offered
 };
 
-// Arms the owner's timer so runDue() is called at (or soon after) `when`.
-class WakeupScheduler {
- public:
-  virtual ~WakeupScheduler() = default;
-  virtual void wakeAt(Millis when) = 0;
-};
+using sipwake::WakeupScheduler;
 
 // Keeps every binding of this instance registered at its PBX: one small
 // state machine per binding (no sofia objects held between transactions),
@@ -75,6 +71,14 @@ class RegistrationEngine {
 
   // Runs due timers and sends what the pacer allows.
   void runDue();
+
+  // What incoming requests need to know of the binding behind a Contact.
+  struct ContactOwner {
+    std::string key;
+    RegistrationState state;
+    std::string pbx_ip;  // where the PBX answered our last successful REGISTER from
+  };
+  std::optional<ContactOwner> findByContact(std::string_view contact_user) const;
 
   bool contains(const std::string& key) const { return by_key_.count(key) != 0; }
   std::size_t size() const { return by_key_.size(); }
@@ -134,6 +138,7 @@ class RegistrationEngine {
   std::vector<std::unique_ptr<Registration>> slots_;
   std::vector<std::uint32_t> free_slots_;
   std::unordered_map<std::string, std::uint32_t> by_key_;
+  std::unordered_map<std::string, std::uint32_t> by_contact_;  // contact user -> slot
   // Failed bindings, kept (key -> until) for the gauge and for later lookups.
   std::unordered_map<std::string, Millis> failed_;
   Millis next_failed_prune_ = 0;

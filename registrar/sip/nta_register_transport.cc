@@ -1,5 +1,7 @@
 #include "registrar/sip/nta_register_transport.h"
 
+#include <arpa/inet.h>
+
 #include <cstdlib>
 #include <memory>
 
@@ -38,6 +40,19 @@ std::string challengeText(const msg_auth_t* au) {
   return text;
 }
 
+std::string sourceIpOf(nta_outgoing_t* orq) {
+  msg_t* response = nta_outgoing_getresponse(orq);  // a new reference
+  if (!response) return {};
+  std::string ip;
+  if (su_addrinfo_t* ai = msg_addrinfo(response); ai && ai->ai_addr) {
+    char text[INET6_ADDRSTRLEN] = {};
+    auto* sa = reinterpret_cast<su_sockaddr_t*>(ai->ai_addr);
+    if (su_inet_ntop(sa->su_family, SU_ADDR(sa), text, sizeof text)) ip = text;
+  }
+  msg_destroy(response);
+  return ip;
+}
+
 RegisterResponse convert(nta_outgoing_t* orq, const sip_t* sip, const std::string& contact_user) {
   RegisterResponse r;
   if (!sip || !sip->sip_status) {
@@ -49,6 +64,7 @@ RegisterResponse convert(nta_outgoing_t* orq, const sip_t* sip, const std::strin
   r.status = sip->sip_status->st_status;
   r.reason = sip->sip_status->st_phrase ? sip->sip_status->st_phrase : "";
   r.local = (sip->sip_flags & kNtaInternalMessageFlag) != 0;
+  if (!r.local) r.source_ip = sourceIpOf(orq);
   for (const sip_contact_t* m = sip->sip_contact; m; m = m->m_next) {
     if (m->m_url->url_user && contact_user == m->m_url->url_user) {
       r.contact_listed = true;

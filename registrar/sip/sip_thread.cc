@@ -14,7 +14,6 @@ namespace sipwake::registrar {
 
 struct SofiaRoot {
   su_root_t* root = nullptr;
-  su_timer_t* timer = nullptr;
   int wake_index = -1;
 };
 
@@ -78,11 +77,9 @@ void SipThread::run(std::function<void()> init) {
         return onWake(magic, w, arg);
       },
       reinterpret_cast<su_wakeup_arg_t*>(this), 0);
-  sofia_->timer = su_timer_create(su_root_task(sofia_->root), 0);
   struct Cleanup {
     SipThread* self;
     ~Cleanup() {
-      su_timer_destroy(self->sofia_->timer);
       su_root_deregister(self->sofia_->root, self->sofia_->wake_index);
       su_root_destroy(self->sofia_->root);
       self->sofia_->root = nullptr;
@@ -131,24 +128,28 @@ void SipThread::drain() {
   for (auto& fn : batch) fn();
 }
 
-void SipThread::setTimer(Millis when, std::function<void()> fn) {
-  timer_fn_ = std::move(fn);
+SipThread::Timer::Timer(SipThread& thread, std::function<void()> fn)
+    : timer_(su_timer_create(su_root_task(static_cast<su_root_t*>(thread.root())), 0)),
+      fn_(std::move(fn)) {}
+
+SipThread::Timer::~Timer() { su_timer_destroy(static_cast<su_timer_t*>(timer_)); }
+
+void SipThread::Timer::wakeAt(Millis when) {
+  if (armed_ && at_ <= when) return;
+  at_ = when;
+  armed_ = true;
   Millis now = SystemClock::instance().now();
-  // Keep an earlier pending wake-up; the callee re-arms after running.
-  if (timer_armed_ && timer_at_ <= when) return;
-  timer_at_ = when;
-  timer_armed_ = true;
   su_duration_t delay = static_cast<su_duration_t>(std::max<Millis>(0, when - now));
   su_timer_set_interval(
-      sofia_->timer,
-      [](su_root_magic_t* magic, su_timer_t* t, su_timer_arg_t* arg) { onTimer(magic, t, arg); },
+      static_cast<su_timer_t*>(timer_),
+      [](su_root_magic_t* magic, su_timer_t* t, su_timer_arg_t* arg) { onFire(magic, t, arg); },
       reinterpret_cast<su_timer_arg_t*>(this), delay);
 }
 
-void SipThread::onTimer(void*, void*, void* arg) {
-  auto* self = static_cast<SipThread*>(arg);
-  self->timer_armed_ = false;
-  if (self->timer_fn_) self->timer_fn_();
+void SipThread::Timer::onFire(void*, void*, void* arg) {
+  auto* self = static_cast<Timer*>(arg);
+  self->armed_ = false;
+  self->fn_();
 }
 
 }  // namespace sipwake::registrar

@@ -34,24 +34,35 @@ class SipThread {
   // this header stays free of sofia includes).
   void* root() const;
 
-  // A single re-armable timer on the SIP thread (the registration engine's
-  // wake-up); set it from the SIP thread only.
-  void setTimer(Millis when, std::function<void()> fn);
+  // A re-armable wake-up on the SIP thread; create, set and destroy it there.
+  // Setting a later time than one already pending keeps the earlier one (the
+  // callee re-arms after running).
+  class Timer {
+   public:
+    Timer(SipThread& thread, std::function<void()> fn);
+    ~Timer();
+    Timer(const Timer&) = delete;
+    Timer& operator=(const Timer&) = delete;
+    void wakeAt(Millis when);
+
+   private:
+    static void onFire(void* magic, void* timer, void* arg);
+    void* timer_;  // su_timer_t*
+    std::function<void()> fn_;
+    Millis at_ = 0;
+    bool armed_ = false;
+  };
 
  private:
   void run(std::function<void()> init);
   void drain();
   static int onWake(void* self, void* wait, void* arg);
-  static void onTimer(void* magic, void* timer, void* arg);
 
   std::unique_ptr<SofiaRoot> sofia_;
   std::thread thread_;
   std::mutex mutex_;
   std::deque<std::function<void()>> queue_;
   int wake_fd_ = -1;
-  std::function<void()> timer_fn_;
-  Millis timer_at_ = 0;
-  bool timer_armed_ = false;
 };
 
 }  // namespace sipwake::registrar

@@ -18,6 +18,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "tests/support/process.h"
+
 namespace sipwake::testing {
 namespace {
 
@@ -340,6 +342,20 @@ std::string HttpClient::sendRaw(const std::string& bytes) {
   while (connection->readMore() == Connection::ReadStatus::Data) {
   }
   return connection->buffer;
+}
+
+bool waitForReadyz(ChildProcess& process, std::uint16_t port, int timeout_ms) {
+  return waitUntil(
+      [&] {
+        if (!process.running()) return false;
+        try {
+          HttpClient probe("127.0.0.1", port, {false, "", 500});
+          return probe.request("GET", "/readyz").status == 200;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      timeout_ms, 50);
 }
 
 }  // namespace sipwake::testing

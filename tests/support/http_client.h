@@ -63,4 +63,10 @@ class HttpClient {
   std::unique_ptr<Connection> connection_;
 };
 
+class ChildProcess;
+
+// Polls GET /readyz on 127.0.0.1:port until it answers 200 (-> true), the
+// process exits or timeout_ms passes (-> false).
+bool waitForReadyz(ChildProcess& process, std::uint16_t port, int timeout_ms = 15000);
+
 }  // namespace sipwake::testing

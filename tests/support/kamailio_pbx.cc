@@ -247,6 +247,9 @@ void KamailioPbx::start() {
                                    "-DD",       "-E",       "-Y",
                                    dir_.path(), "-P",       dir_.file("kamailio.pid"),
                                    "-w",        dir_.path()};
+  if (options_.shm_mb > 0) {
+    argv.insert(argv.end(), {"-m", std::to_string(options_.shm_mb), "-M", "32"});
+  }
   process_ = std::make_unique<ChildProcess>(argv, logFile());
   bool up = waitUntil(
       [this] {

@@ -33,6 +33,9 @@ struct KamailioPbxOptions {
   int busy_retry_after = 3;
   bool log_registers = true;
   int max_expires = 0;  // 0: no maximum
+  // Shared memory in MB; 0: Kamailio's default (64), which runs out (500 "No
+  // error (2/SL)") with a few thousand transactions open at once.
+  int shm_mb = 0;
 };
 
 // One REGISTER as logged by the PBX (an SWREG line), with the reply it got.

@@ -299,4 +299,19 @@ std::string shellQuote(const std::string& s) {
   return q;
 }
 
+std::string stopAndCheckExit(ChildProcess& process, const std::string& name) {
+  process.signal(SIGTERM);
+  int status = process.waitExit(20000);
+  if (status == -1) process.kill9();
+  std::string text = process.readLog();
+  for (const char* marker : {"AddressSanitizer", "LeakSanitizer", "runtime error:"}) {
+    auto at = text.find(marker);
+    if (at != std::string::npos) {
+      return name + " reported " + marker + ":\n" + text.substr(at > 200 ? at - 200 : 0, 4000);
+    }
+  }
+  if (status != 0) return name + " exited with status " + std::to_string(status);
+  return "";
+}
+
 }  // namespace sipwake::testing

@@ -74,6 +74,11 @@ class ChildProcess {
   int exit_status_ = -1;
 };
 
+// Stops one of our own services the way an operator would (SIGTERM, up to
+// 20 s, then SIGKILL) and says what went wrong, so the test can fail on it: a
+// sanitizer report in its log or an unclean exit. Empty when all was well.
+std::string stopAndCheckExit(ChildProcess& process, const std::string& name);
+
 // A port free for both TCP and UDP on 127.0.0.1: drawn at random in
 // [20000, 60000], checked by binding both, and never returned twice by this
 // process.

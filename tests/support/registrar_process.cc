@@ -31,17 +31,8 @@ RegistrarProcess::~RegistrarProcess() {
   client_.reset();
   if (!process_ || !process_->running()) return;
   // A graceful stop, so sanitizers report at exit and a bad exit fails the test.
-  process_->signal(SIGTERM);
-  int status = process_->waitExit(20000);
-  if (status == -1) process_->kill9();
-  std::string text = log();
-  for (const char* marker : {"AddressSanitizer", "LeakSanitizer", "runtime error:"}) {
-    auto at = text.find(marker);
-    if (at != std::string::npos) {
-      FAIL_CHECK("registrar reported " << marker << ":\n" << text.substr(at > 200 ? at - 200 : 0, 4000));
-    }
-  }
-  if (status != 0) FAIL_CHECK("registrar exited with status " << status);
+  std::string problem = stopAndCheckExit(*process_, "registrar");
+  if (!problem.empty()) FAIL_CHECK(problem);
 }
 
 void RegistrarProcess::start() {
@@ -69,17 +60,7 @@ void RegistrarProcess::start() {
   process_ = std::make_unique<ChildProcess>(
       std::vector<std::string>{std::string(SIPWAKE_BINARY_DIR) + "/registrar"}, log_file_, env);
   client_ = std::make_unique<HttpClient>("127.0.0.1", api_port_);
-  bool up = waitUntil(
-      [&] {
-        if (!process_->running()) return false;
-        try {
-          HttpClient probe("127.0.0.1", api_port_, {false, "", 500});
-          return probe.request("GET", "/readyz").status == 200;
-        } catch (const std::exception&) {
-          return false;
-        }
-      },
-      15000, 50);
+  bool up = waitForReadyz(*process_, api_port_);
   if (!up) throw std::runtime_error("registrar did not become ready; log:\n" + log());
 }
 

@@ -1,0 +1,247 @@
+#include "registrar/call/call_manager.h"
+
+#include "common/log/logger.h"
+
+namespace sipwake::registrar {
+namespace {
+
+constexpr const char* kPushStatus = "X-Push-Status";
+constexpr const char* kPushReason = "X-Push-Reason";
+
+std::string callKey(const std::string& binding_key, const std::string& call_id) {
+  return binding_key + "\n" + call_id;
+}
+
+// Cuts a UTF-8 text to at most `limit` bytes without splitting a character.
+std::string trimUtf8(const std::string& text, std::size_t limit) {
+  if (text.size() <= limit) return text;
+  std::size_t end = limit;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  return text.substr(0, end);
+}
+
+}  // namespace
+
+struct CallManager::Call {
+  std::string binding_key;
+  std::string call_id;
+  std::unique_ptr<ServerTransaction> transaction;
+  bool acked = false;
+  bool push_reported = false;
+  Millis deadline = 0;
+  PushRequest push;  // the call push, reused for call_cancelled
+};
+
+CallMetrics::CallMetrics(prometheus::Registry& registry) {
+  invites_ = &prometheus::BuildCounter()
+                  .Name("registrar_invites_total")
+                  .Help("INVITEs to our Contacts, by how they ended")
+                  .Register(registry);
+  const std::pair<InviteResult, const char*> results[] = {
+      {InviteResult::NotFound, "not_found"},
+      {InviteResult::ForeignSource, "foreign_source"},
+      {InviteResult::Duplicate, "duplicate"},
+      {InviteResult::Cancelled, "cancelled"},
+      {InviteResult::NoDeviceAck, "no_device_ack"},
+      {InviteResult::DeviceDidNotConnect, "device_did_not_connect"},
+      {InviteResult::ShutDown, "shut_down"}};
+  for (const auto& [result, label] : results) {
+    invite_counters_[result] = &invites_->Add({{"result", label}});
+  }
+  auto& messages = prometheus::BuildCounter()
+                       .Name("registrar_messages_total")
+                       .Help("MESSAGE requests to our Contacts, accepted (pushed) or refused")
+                       .Register(registry);
+  messages_accepted_ = &messages.Add({{"result", "accepted"}});
+  messages_refused_ = &messages.Add({{"result", "refused"}});
+}
+
+void CallMetrics::invite(InviteResult result) { invite_counters_.at(result)->Increment(); }
+
+void CallMetrics::message(bool accepted) {
+  (accepted ? messages_accepted_ : messages_refused_)->Increment();
+}
+
+CallManager::CallManager(CallPolicy policy, Clock& clock, const ContactDirectory& directory,
+                         PushSink& pushes, CallMetrics* metrics, WakeupScheduler& wakeup)
+    : policy_(policy),
+      clock_(clock),
+      directory_(directory),
+      pushes_(pushes),
+      metrics_(metrics),
+      wakeup_(wakeup) {}
+
+CallManager::~CallManager() = default;
+
+void CallManager::onRequest(IncomingRequest request,
+                            std::unique_ptr<ServerTransaction> transaction) {
+  using Method = IncomingRequest::Method;
+  if (request.method == Method::Options) {
+    transaction->respond(200, "OK");
+    return;
+  }
+  auto owner = directory_.findByContact(request.contact_user);
+  if (!owner || owner->state == RegistrationState::Failed) {
+    if (request.method == Method::Invite && metrics_) {
+      metrics_->invite(CallMetrics::InviteResult::NotFound);
+    }
+    transaction->respond(404, "Not Found");
+    return;
+  }
+  // Only the binding's PBX may ring its phone: anything else is refused
+  // before it costs a Redis write or a push.
+  if (policy_.strict_source && owner->pbx_ip != request.source_ip) {
+    if (request.method == Method::Invite && metrics_) {
+      metrics_->invite(CallMetrics::InviteResult::ForeignSource);
+    }
+    if (request.method == Method::Message && metrics_) metrics_->message(false);
+    transaction->respond(403, "Forbidden");
+    return;
+  }
+  switch (request.method) {
+    case Method::Invite:
+      onInvite(std::move(request), *owner, std::move(transaction));
+      return;
+    case Method::Message:
+      onMessage(request, *owner, *transaction);
+      return;
+    case Method::Bye:
+      transaction->respond(481, "Call/Transaction Does Not Exist");
+      return;
+    default:
+      transaction->respond(405, "Method Not Allowed",
+                           {{"Allow", "INVITE, ACK, CANCEL, OPTIONS, MESSAGE"}});
+      return;
+  }
+}
+
+void CallManager::onInvite(IncomingRequest request, const ContactDirectory::Owner& owner,
+                           std::unique_ptr<ServerTransaction> transaction) {
+  std::string key = callKey(owner.key, request.call_id);
+  if (calls_.count(key)) {
+    // A second INVITE transaction for a call we already ring (retransmissions
+    // never get here: the transaction layer absorbs them).
+    if (metrics_) metrics_->invite(CallMetrics::InviteResult::Duplicate);
+    transaction->respond(482, "Loop Detected");
+    return;
+  }
+  const Millis now = clock_.now();
+  auto call = std::make_unique<Call>();
+  call->binding_key = owner.key;
+  call->call_id = request.call_id;
+  call->transaction = std::move(transaction);
+  call->push = PushRequest{"call",          owner.key,        request.call_id, request.from_uri,
+                           request.from_name, request.to_uri, "",              false,
+                           now,             now + policy_.device_ack_timeout};
+  call->transaction->respond(100, "Trying");
+  call->transaction->respond(180, "Ringing", {{kPushStatus, "Alerting-Device"}});
+  call->transaction->onCancel([this, key](bool answered_elsewhere) {
+    onCancel(key, answered_elsewhere);
+  });
+  pushes_.enqueue(call->push);
+  Call& ref = *call;
+  calls_.emplace(key, std::move(call));
+  arm(ref, now + policy_.device_ack_timeout);
+  log::info("incoming call: ringing, devices pushed",
+            {{"binding", owner.key}, {"call_id", request.call_id}});
+}
+
+void CallManager::onMessage(const IncomingRequest& request, const ContactDirectory::Owner& owner,
+                            ServerTransaction& transaction) {
+  const Millis now = clock_.now();
+  PushRequest push{"message",        owner.key, request.call_id,
+                   request.from_uri, request.from_name, request.to_uri,
+                   trimUtf8(request.body, policy_.message_body_limit),
+                   false,            now,       now + kHour};
+  pushes_.enqueue(std::move(push));
+  if (metrics_) metrics_->message(true);
+  transaction.respond(202, "Accepted");
+}
+
+void CallManager::onCancel(const std::string& call_key, bool answered_elsewhere) {
+  auto it = calls_.find(call_key);
+  if (it == calls_.end()) return;
+  PushRequest cancelled = it->second->push;
+  cancelled.type = "call_cancelled";
+  cancelled.answered_elsewhere = answered_elsewhere;
+  cancelled.received_at = clock_.now();
+  cancelled.expires_at = cancelled.received_at + kHour;
+  end(call_key, 487, "Request Terminated", nullptr, CallMetrics::InviteResult::Cancelled);
+  // After the call is marked ended, so a retried call push is dropped first.
+  pushes_.enqueue(std::move(cancelled));
+}
+
+void CallManager::onPushDelivered(const std::string& binding_key, const std::string& call_id) {
+  auto it = calls_.find(callKey(binding_key, call_id));
+  if (it == calls_.end() || it->second->push_reported || it->second->acked) return;
+  it->second->push_reported = true;
+  it->second->transaction->respond(180, "Ringing", {{kPushStatus, "Push-Notification-Sent"}});
+}
+
+CallManager::AckResult CallManager::onDeviceAck(const std::string& binding_key,
+                                                const std::string& device_id,
+                                                const std::string& call_id) {
+  auto it = calls_.find(callKey(binding_key, call_id));
+  if (it == calls_.end()) return AckResult::UnknownCall;
+  Call& call = *it->second;
+  if (!call.acked) {
+    call.acked = true;
+    call.transaction->respond(180, "Ringing", {{kPushStatus, "Device-Making-Progress"}});
+    arm(call, clock_.now() + policy_.device_connect_timeout);  // T1 stops, T2 starts
+    log::info("device coming for the call",
+              {{"binding", binding_key}, {"call_id", call_id}, {"device", device_id}});
+  }
+  return AckResult::Accepted;
+}
+
+void CallManager::arm(Call& call, Millis deadline) {
+  call.deadline = deadline;
+  deadlines_.emplace(deadline, callKey(call.binding_key, call.call_id));
+  wakeup_.wakeAt(deadline);
+}
+
+void CallManager::runDue() {
+  const Millis now = clock_.now();
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    auto [at, key] = *deadlines_.begin();
+    deadlines_.erase(deadlines_.begin());
+    auto it = calls_.find(key);
+    if (it == calls_.end() || it->second->deadline != at) continue;  // re-armed or ended
+    if (it->second->acked) {
+      end(key, 480, "Temporarily Unavailable", "Device-Did-Not-Connect",
+          CallMetrics::InviteResult::DeviceDidNotConnect);
+    } else {
+      end(key, 480, "Temporarily Unavailable", "No-Response-From-Device",
+          CallMetrics::InviteResult::NoDeviceAck);
+    }
+  }
+  if (!deadlines_.empty()) wakeup_.wakeAt(deadlines_.begin()->first);
+}
+
+void CallManager::end(const std::string& call_key, int status, const char* reason,
+                      const char* push_reason, CallMetrics::InviteResult result) {
+  auto it = calls_.find(call_key);
+  if (it == calls_.end()) return;
+  std::unique_ptr<Call> call = std::move(it->second);
+  calls_.erase(it);
+  SipHeaders headers;
+  if (push_reason) headers.emplace_back(kPushReason, push_reason);
+  call->transaction->respond(status, reason, headers);
+  pushes_.callEnded(call->binding_key, call->call_id);
+  if (metrics_) metrics_->invite(result);
+  log::info("incoming call ended", {{"binding", call->binding_key},
+                                    {"call_id", call->call_id},
+                                    {"status", std::to_string(status)},
+                                    {"reason", push_reason ? push_reason : reason}});
+}
+
+void CallManager::endAll() {
+  std::vector<std::string> keys;
+  for (const auto& [key, _] : calls_) keys.push_back(key);
+  for (const auto& key : keys) {
+    end(key, 480, "Temporarily Unavailable", "Service-Shutting-Down",
+        CallMetrics::InviteResult::ShutDown);
+  }
+}
+
+}  // namespace sipwake::registrar

@@ -1,0 +1,100 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include "common/event/clock.h"
+#include "common/event/wakeup_scheduler.h"
+#include "registrar/call/incoming_request.h"
+#include "registrar/call/push_request.h"
+#include "registrar/registration/registration_state.h"
+
+namespace sipwake::registrar {
+
+struct CallPolicy {
+  Millis device_ack_timeout = 60 * kSecond;      // T1: no device said it is coming
+  Millis device_connect_timeout = 60 * kSecond;  // T2: a device acked but did not connect
+  bool strict_source = true;                     // INVITE/MESSAGE only from the binding's PBX
+  std::size_t message_body_limit = 1024;         // bytes of a MESSAGE body carried in the push
+};
+
+// Who owns a Contact: the registration engine answers.
+class ContactDirectory {
+ public:
+  struct Owner {
+    std::string key;
+    RegistrationState state;
+    std::string pbx_ip;
+  };
+  virtual ~ContactDirectory() = default;
+  virtual std::optional<Owner> findByContact(std::string_view contact_user) const = 0;
+};
+
+// registrar_invites_total{result} and registrar_messages_total{result}.
+class CallMetrics {
+ public:
+  enum class InviteResult { NotFound, ForeignSource, Duplicate, Cancelled, NoDeviceAck,
+                            DeviceDidNotConnect, ShutDown };
+  explicit CallMetrics(prometheus::Registry& registry);
+  void invite(InviteResult result);
+  void message(bool accepted);
+
+ private:
+  prometheus::Family<prometheus::Counter>* invites_;
+  std::map<InviteResult, prometheus::Counter*> invite_counters_;
+  prometheus::Counter* messages_accepted_;
+  prometheus::Counter* messages_refused_;
+};
+
+// Incoming requests on our Contacts: an INVITE rings the caller at once and
+// pushes every device; the call then waits for a device (T1), for it to
+// connect (T2), or for the caller to give up. One state machine per call.
+// Runs on the SIP thread.
+class CallManager {
+ public:
+  enum class AckResult { Accepted, UnknownCall };
+
+  CallManager(CallPolicy policy, Clock& clock, const ContactDirectory& directory, PushSink& pushes,
+              CallMetrics* metrics, WakeupScheduler& wakeup);
+  ~CallManager();
+
+  void onRequest(IncomingRequest request, std::unique_ptr<ServerTransaction> transaction);
+  // pushgw reports a provider accepted a push of this call.
+  void onPushDelivered(const std::string& binding_key, const std::string& call_id);
+  // The app says it is awake and coming (the fast channel).
+  AckResult onDeviceAck(const std::string& binding_key, const std::string& device_id,
+                        const std::string& call_id);
+  void runDue();
+  // Fails every ringing call (shutdown), so no caller waits for a timeout.
+  void endAll();
+
+  std::size_t ringing() const { return calls_.size(); }
+
+ private:
+  struct Call;
+  void onInvite(IncomingRequest request, const ContactDirectory::Owner& owner,
+                std::unique_ptr<ServerTransaction> transaction);
+  void onMessage(const IncomingRequest& request, const ContactDirectory::Owner& owner,
+                 ServerTransaction& transaction);
+  void onCancel(const std::string& call_key, bool answered_elsewhere);
+  void end(const std::string& call_key, int status, const char* reason,
+           const char* push_reason, CallMetrics::InviteResult result);
+  void arm(Call& call, Millis deadline);
+
+  CallPolicy policy_;
+  Clock& clock_;
+  const ContactDirectory& directory_;
+  PushSink& pushes_;
+  CallMetrics* metrics_;
+  WakeupScheduler& wakeup_;
+  std::unordered_map<std::string, std::unique_ptr<Call>> calls_;  // "<binding key>\n<call id>"
+  std::multimap<Millis, std::string> deadlines_;
+};
+
+}  // namespace sipwake::registrar

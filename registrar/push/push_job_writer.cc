@@ -1,0 +1,159 @@
+#include "registrar/push/push_job_writer.h"
+
+#include <pthread.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "common/log/logger.h"
+#include "registrar/binding/binding_store.h"
+
+namespace sipwake::registrar {
+namespace {
+
+constexpr int kCallStateTtlSeconds = 600;
+constexpr Millis kRetryDelay = 200;
+
+// Returns nil when the binding is gone, "duplicate" when another instance (or
+// an earlier transaction) already pushed this call, else {devices, tenant, id}.
+constexpr const char* kFanoutScript = R"lua(
+local devices = redis.call('HGET', KEYS[1], 'devices')
+if not devices then return false end
+if ARGV[1] == 'call' then
+  if redis.call('HSETNX', KEYS[2], 'state', 'ringing') == 0 then return 'duplicate' end
+  redis.call('HSET', KEYS[2], 'instance', ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+elseif ARGV[1] == 'call_cancelled' then
+  redis.call('HSET', KEYS[2], 'state', 'ended')
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
+return {devices, redis.call('HGET', KEYS[1], 'tenant'), redis.call('HGET', KEYS[1], 'id')}
+)lua";
+
+}  // namespace
+
+std::string callStateKey(const std::string& binding_key, const std::string& call_id) {
+  return "sipwake:call:{" + binding_key + "}:" + call_id;
+}
+
+PushJobWriter::PushJobWriter(redis::RedisUrl url, std::string instance)
+    : redis_(std::move(url)), instance_(std::move(instance)), fanout_script_{kFanoutScript, {}} {}
+
+PushJobWriter::~PushJobWriter() { stop(); }
+
+void PushJobWriter::start() {
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "push-writer");
+    run();
+  });
+}
+
+void PushJobWriter::stop() {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void PushJobWriter::enqueue(PushRequest request) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(Item{false, std::move(request)});
+  }
+  wake_.notify_one();
+}
+
+void PushJobWriter::callEnded(const std::string& binding_key, const std::string& call_id) {
+  Item item;
+  item.ended = true;
+  item.request.binding_key = binding_key;
+  item.request.call_id = call_id;
+  item.request.expires_at = SystemClock::instance().now() + kMinute;
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(item));
+  }
+  wake_.notify_one();
+}
+
+void PushJobWriter::run() {
+  while (true) {
+    Item item;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, nothing left
+      item = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    // In order; while Redis is away, retry until the push is useless.
+    while (true) {
+      try {
+        write(item);
+        break;
+      } catch (const std::exception& e) {
+        Millis now = SystemClock::instance().now();
+        bool stopping;
+        {
+          std::lock_guard lock(mutex_);
+          stopping = stopping_;
+        }
+        if (now >= item.request.expires_at || stopping) {
+          log::error("push job dropped: redis unreachable",
+                     {{"binding", item.request.binding_key},
+                      {"call_id", item.request.call_id},
+                      {"error", e.what()}});
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(kRetryDelay));
+      }
+    }
+  }
+}
+
+void PushJobWriter::write(const Item& item) {
+  if (item.ended) {
+    std::string key = callStateKey(item.request.binding_key, item.request.call_id);
+    redis_.pipeline({{"HSET", key, "state", "ended"},
+                     {"EXPIRE", key, std::to_string(kCallStateTtlSeconds)}});
+    return;
+  }
+  writePush(item.request);
+}
+
+void PushJobWriter::writePush(const PushRequest& r) {
+  redis::Reply reply = redis_.eval(
+      fanout_script_,
+      {bindingRedisKey(r.binding_key), callStateKey(r.binding_key, r.call_id)},
+      {r.type, instance_, std::to_string(kCallStateTtlSeconds)});
+  if (reply.isError()) throw redis::RedisUnavailable(std::string(reply.str()));
+  if (reply.isNil() || !reply.isArray()) {
+    if (reply.str() != "duplicate") {
+      log::warn("push not sent: binding gone", {{"binding", r.binding_key}});
+    }
+    return;
+  }
+  auto devices = nlohmann::json::parse(reply.element(0).str(), nullptr, false);
+  std::string tenant(reply.element(1).str()), id(reply.element(2).str());
+  if (!devices.is_array()) return;
+  Millis now = SystemClock::instance().now();
+  std::vector<std::vector<std::string>> commands;
+  for (const auto& device : devices) {
+    nlohmann::json job = {{"type", r.type},         {"tenant", tenant},
+                          {"binding", id},          {"device", device},
+                          {"call_id", r.call_id},   {"from", r.from_uri},
+                          {"from_name", r.from_name}, {"to", r.to_uri},
+                          {"sent_at", now},         {"received_at", r.received_at},
+                          {"expires_at", r.expires_at}, {"instance", instance_}};
+    if (r.type == "message") job["body"] = r.body;
+    if (r.type == "call_cancelled") job["answered_elsewhere"] = r.answered_elsewhere;
+    commands.push_back({"XADD", kPushStreamKey, "MAXLEN", "~", "1000000", "*", "job",
+                        job.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+  }
+  if (!commands.empty()) redis_.pipeline(commands);
+}
+
+}  // namespace sipwake::registrar

@@ -1,0 +1,53 @@
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/redis/redis_connection.h"
+#include "registrar/call/push_request.h"
+
+namespace sipwake::registrar {
+
+// Writes push jobs to the Redis stream pushgw consumes: one entry per device
+// of the binding (read from Redis, where pushgw removes dead tokens). A call
+// is pushed once per call id, whichever instance sees it (a per-call key set
+// with HSETNX); its state key tells pushgw when retries are pointless.
+// Has its own thread and connection so the INVITE path never waits on API
+// traffic.
+class PushJobWriter final : public PushSink {
+ public:
+  PushJobWriter(redis::RedisUrl url, std::string instance);
+  ~PushJobWriter() override;
+  void start();
+  void stop();
+
+  // PushSink, called on the SIP thread.
+  void enqueue(PushRequest request) override;
+  void callEnded(const std::string& binding_key, const std::string& call_id) override;
+
+ private:
+  struct Item {
+    bool ended = false;  // a callEnded marker rather than a push
+    PushRequest request;
+  };
+  void run();
+  void write(const Item& item);
+  void writePush(const PushRequest& request);
+
+  redis::Connection redis_;
+  std::string instance_;
+  redis::Script fanout_script_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Item> queue_;
+  bool stopping_ = false;
+};
+
+// Keys shared with pushgw (same hash tag as the binding).
+std::string callStateKey(const std::string& binding_key, const std::string& call_id);
+
+}  // namespace sipwake::registrar
