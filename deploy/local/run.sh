@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs, builds and runs sipwake on local defaults: a redis-server on
 # 127.0.0.1:6379 (started here unless one answers), the registrar with its
-# API on 127.0.0.1:8080, SIP on 127.0.0.1:5060 and /metrics on 127.0.0.1:9101.
+# API on 127.0.0.1:8080, SIP on 127.0.0.1:5060 and /metrics on 127.0.0.1:9101,
+# and pushgw with the log provider (pushes are logged, not sent; /metrics on
+# 127.0.0.1:9102). Set PUSHGW_APPS_FILE to send real pushes (see README).
 # Keys for development are generated once under .local/. Ctrl-C stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,12 +38,14 @@ export REGISTRAR_CREDENTIAL_KEYS_FILE=$state/credential_keys
 export REGISTRAR_API_KEYS_FILE=$state/api_keys
 build/registrar &
 pids+=($!)
+build/pushgw &
+pids+=($!)
 
 cat <<MSG
 
 sipwake is running (logs are JSON lines on this terminal).
   API      http://127.0.0.1:8080   (API key of tenant 'dev': $api_key)
-  metrics  http://127.0.0.1:9101/metrics
+  metrics  http://127.0.0.1:9101/metrics (registrar)  http://127.0.0.1:9102/metrics (pushgw)
   SIP      127.0.0.1:5060 (UDP and TCP)
 Hand it a SIP account, for instance:
   curl -X PUT http://127.0.0.1:8080/v1/bindings/my-phone \\
@@ -50,5 +54,6 @@ Hand it a SIP account, for instance:
          "registrar":"sip:127.0.0.1:5070;transport=udp",
          "devices":[{"id":"phone","provider":"fcm","token":"demo-token","app":"demo"}]}'
   curl -H 'Authorization: Bearer $api_key' http://127.0.0.1:8080/v1/bindings/my-phone
+Calls to the binding's contact ring and their pushes show up here as "push (log provider)".
 MSG
 wait -n "${pids[@]}"
