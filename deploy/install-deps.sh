@@ -9,6 +9,7 @@ packages=(
   libsofia-sip-ua-dev libevent-dev libssl-dev libhiredis-dev nlohmann-json3-dev
   prometheus-cpp-dev catch2 libnghttp2-dev libjemalloc-dev
   redis-server kamailio kamailio-tls-modules sip-tester
+  nghttp2-client nghttp2-server iproute2
 )
 
 missing=()
