@@ -269,6 +269,14 @@ TEST_CASE("provider answers: gone tokens removed, 503 retried, expired credentia
   CHECK(s.push.apns->pushesFor(gone_apns).size() == apns_before);
   CHECK(s.push.fcm->pushesFor(gone_fcm).size() == unreg_before);
   CHECK(s.push.fcm->pushesFor(bad_fcm).size() == bad_before);
+
+  // Credentials never reach the log or the metrics: keys, provider tokens
+  // (JWTs start "eyJ"), access tokens.
+  for (const std::string& text : {s.pushgw.log(), s.pushgw.metricsText()}) {
+    CHECK(text.find("PRIVATE KEY") == std::string::npos);
+    CHECK(text.find("eyJ") == std::string::npos);
+    CHECK(text.find("ya29.") == std::string::npos);
+  }
 }
 
 TEST_CASE("a binding whose last token is gone is un-registered and deleted", "[calls]") {
