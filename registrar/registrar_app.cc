@@ -107,11 +107,12 @@ class PostingControl final : public RegistrationControl {
       }
     });
   }
-  void deviceAck(std::string key, std::string device, std::string call_id,
+  void deviceAck(std::string key, std::string device, std::string call_id, std::string contact,
                  std::function<void(bool)> done) override {
     thread_.post([this, key = std::move(key), device = std::move(device),
-                  call_id = std::move(call_id), done = std::move(done)] {
-      done(side_ && side_->calls.onDeviceAck(key, device, call_id) ==
+                  call_id = std::move(call_id), contact = std::move(contact),
+                  done = std::move(done)] {
+      done(side_ && side_->calls.onDeviceAck(key, device, call_id, contact) ==
                         CallManager::AckResult::Accepted);
     });
   }

@@ -58,6 +58,9 @@ const config::ConfigTable& registrarConfigTable() {
           {"call.strict_source", "true",
            "accept INVITE/MESSAGE only from the address the binding's PBX answers REGISTERs from"},
           {"call.message_body_limit", "1024", "bytes of a MESSAGE body carried in its push"},
+          {"call.mode", "relay",
+           "relay: the call waits for the app (T1/T2); redirect: an ack naming a contact "
+           "answers the PBX 302 toward it"},
       });
   return table;
 }
@@ -169,6 +172,11 @@ RegistrarConfig loadRegistrarConfig(const std::optional<std::string>& file,
   c.call.strict_source = v.boolean("call.strict_source");
   c.call.message_body_limit =
       static_cast<std::size_t>(v.integer("call.message_body_limit", 0, 3000));
+  std::string mode = v.string("call.mode");
+  if (mode != "relay" && mode != "redirect") {
+    throw config::ConfigError("config call.mode (REGISTRAR_CALL_MODE): must be relay or redirect");
+  }
+  c.call.redirect = mode == "redirect";
   return c;
 }
 

@@ -5,6 +5,7 @@
 #include "common/crypto/random.h"
 #include "common/log/logger.h"
 #include "registrar/api/binding_view.h"
+#include "registrar/binding/sip_uri.h"
 
 namespace sipwake::registrar {
 namespace {
@@ -59,6 +60,16 @@ json devicesJson(const std::vector<Device>& devices) {
     out.push_back(std::move(j));
   }
   return out;
+}
+
+// A contact an app names in its ack, to be sent to the PBX in a Contact
+// header: a SIP URI we can parse, and nothing that could break the header.
+bool isDeviceContact(const std::string& uri) {
+  if (uri.size() > 512) return false;
+  for (char c : uri) {
+    if (c <= ' ' || c >= 127 || c == '<' || c == '>' || c == '"' || c == ',') return false;
+  }
+  return parseSipUri(uri).has_value();
 }
 
 }  // namespace
@@ -265,7 +276,7 @@ void RegistrarApi::ackDevice(const std::string& tenant, const std::string& id,
     return;
   }
   for (auto it = body.begin(); it != body.end(); ++it) {
-    if (it.key() != "call_id") {
+    if (it.key() != "call_id" && it.key() != "contact") {
       respond(jsonError(400, "unknown_field", "unknown field '" + it.key() + "'"));
       return;
     }
@@ -276,7 +287,16 @@ void RegistrarApi::ackDevice(const std::string& tenant, const std::string& id,
     respond(jsonError(400, "invalid_field", "'call_id' must be the call's id (1-256 characters)"));
     return;
   }
-  engine_.deviceAck(tenant + "/" + id, device, call_id->get<std::string>(),
+  std::string contact;
+  if (auto c = body.find("contact"); c != body.end()) {
+    if (!c->is_string() || !isDeviceContact(c->get<std::string>())) {
+      respond(jsonError(400, "invalid_field",
+                        "'contact' must be a sip: or sips: URI of at most 512 characters"));
+      return;
+    }
+    contact = c->get<std::string>();
+  }
+  engine_.deviceAck(tenant + "/" + id, device, call_id->get<std::string>(), std::move(contact),
                     [this, respond](bool found) {
                       loop_.post([respond, found] {
                         respond(found ? jsonResponse(200, {{"status", "accepted"}})

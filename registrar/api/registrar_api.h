@@ -25,8 +25,9 @@ class RegistrationControl {
   virtual void remove(std::string key, std::function<void(bool unregistered)> done) = 0;
   // The fast channel: a device is coming for a call. `done(found)` runs on
   // the SIP thread.
+  // `contact`: where the app takes the call ("" when it did not say).
   virtual void deviceAck(std::string key, std::string device, std::string call_id,
-                         std::function<void(bool found)> done) = 0;
+                         std::string contact, std::function<void(bool found)> done) = 0;
 };
 
 struct ApiOptions {

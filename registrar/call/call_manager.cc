@@ -44,7 +44,8 @@ CallMetrics::CallMetrics(prometheus::Registry& registry) {
       {InviteResult::Cancelled, "cancelled"},
       {InviteResult::NoDeviceAck, "no_device_ack"},
       {InviteResult::DeviceDidNotConnect, "device_did_not_connect"},
-      {InviteResult::ShutDown, "shut_down"}};
+      {InviteResult::ShutDown, "shut_down"},
+      {InviteResult::Redirected, "redirected"}};
   for (const auto& [result, label] : results) {
     invite_counters_[result] = &invites_->Add({{"result", label}});
   }
@@ -180,10 +181,19 @@ void CallManager::onPushDelivered(const std::string& binding_key, const std::str
 
 CallManager::AckResult CallManager::onDeviceAck(const std::string& binding_key,
                                                 const std::string& device_id,
-                                                const std::string& call_id) {
+                                                const std::string& call_id,
+                                                const std::string& contact) {
   auto it = calls_.find(callKey(binding_key, call_id));
   if (it == calls_.end()) return AckResult::UnknownCall;
   Call& call = *it->second;
+  if (policy_.redirect && !contact.empty()) {
+    log::info("call redirected to the device",
+              {{"binding", binding_key}, {"call_id", call_id}, {"device", device_id}});
+    std::string key = it->first;  // end() erases the entry it->first lives in
+    end(key, 302, "Moved Temporarily", nullptr, CallMetrics::InviteResult::Redirected,
+        {{"Contact", "<" + contact + ">"}});
+    return AckResult::Accepted;
+  }
   if (!call.acked) {
     call.acked = true;
     call.transaction->respond(180, "Ringing", {{kPushStatus, "Device-Making-Progress"}});
@@ -219,12 +229,13 @@ void CallManager::runDue() {
 }
 
 void CallManager::end(const std::string& call_key, int status, const char* reason,
-                      const char* push_reason, CallMetrics::InviteResult result) {
+                      const char* push_reason, CallMetrics::InviteResult result,
+                      SipHeaders extra) {
   auto it = calls_.find(call_key);
   if (it == calls_.end()) return;
   std::unique_ptr<Call> call = std::move(it->second);
   calls_.erase(it);
-  SipHeaders headers;
+  SipHeaders headers = std::move(extra);
   if (push_reason) headers.emplace_back(kPushReason, push_reason);
   call->transaction->respond(status, reason, headers);
   pushes_.callEnded(call->binding_key, call->call_id);

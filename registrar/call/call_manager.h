@@ -22,6 +22,9 @@ struct CallPolicy {
   Millis device_connect_timeout = 60 * kSecond;  // T2: a device acked but did not connect
   bool strict_source = true;                     // INVITE/MESSAGE only from the binding's PBX
   std::size_t message_body_limit = 1024;         // bytes of a MESSAGE body carried in the push
+  // call.mode=redirect: an ack naming a contact answers the PBX "302 Moved
+  // Temporarily" toward it, for PBXs that follow redirects.
+  bool redirect = false;
 };
 
 // Who owns a Contact: the registration engine answers.
@@ -40,7 +43,7 @@ class ContactDirectory {
 class CallMetrics {
  public:
   enum class InviteResult { NotFound, ForeignSource, Duplicate, Cancelled, NoDeviceAck,
-                            DeviceDidNotConnect, ShutDown };
+                            DeviceDidNotConnect, ShutDown, Redirected };
   explicit CallMetrics(prometheus::Registry& registry);
   void invite(InviteResult result);
   void message(bool accepted);
@@ -67,9 +70,10 @@ class CallManager {
   void onRequest(IncomingRequest request, std::unique_ptr<ServerTransaction> transaction);
   // pushgw reports a provider accepted a push of this call.
   void onPushDelivered(const std::string& binding_key, const std::string& call_id);
-  // The app says it is awake and coming (the fast channel).
+  // The app says it is awake and coming (the fast channel). `contact` (may
+  // be empty) is where it can take the call, used in redirect mode.
   AckResult onDeviceAck(const std::string& binding_key, const std::string& device_id,
-                        const std::string& call_id);
+                        const std::string& call_id, const std::string& contact = "");
   void runDue();
   // Fails every ringing call (shutdown), so no caller waits for a timeout.
   void endAll();
@@ -83,8 +87,10 @@ class CallManager {
   void onMessage(const IncomingRequest& request, const ContactDirectory::Owner& owner,
                  ServerTransaction& transaction);
   void onCancel(const std::string& call_key, bool answered_elsewhere);
+  // Answers the INVITE with its final response (plus X-Push-Reason when
+  // push_reason is set, and `extra` headers) and forgets the call.
   void end(const std::string& call_key, int status, const char* reason,
-           const char* push_reason, CallMetrics::InviteResult result);
+           const char* push_reason, CallMetrics::InviteResult result, SipHeaders extra = {});
   void arm(Call& call, Millis deadline);
 
   CallPolicy policy_;

@@ -148,6 +148,31 @@ TEST_CASE("an ack on the fast channel: Device-Making-Progress, then T2's 480", "
   CHECK(unknown.body.find("call_not_found") != std::string::npos);
 }
 
+TEST_CASE("redirect mode: the ack's contact reaches the caller in a 302", "[calls]") {
+  Scenario s(RegistrarProcess::Env{{"REGISTRAR_CALL_MODE", "redirect"}});
+  s.bind("phone", "1010", devices({{"apns", kApnsToken}}));
+  int call = s.call("1010");
+  REQUIRE(s.waitFor180(call, "Push-Notification-Sent"));
+  auto ack = [&](const json& body) {
+    return s.registrar.request("POST", "/v1/bindings/phone/devices/apns1/ack", body.dump(),
+                               {{"Authorization", std::string("Bearer ") + kTenantKey},
+                                {"Content-Type", "application/json"}});
+  };
+  // A contact that would break the header is refused, and the call rings on.
+  auto bad = ack({{"call_id", s.caller.callId(call)}, {"contact", "sip:app@127.0.0.1>\r\nX-Evil: 1"}});
+  CHECK(bad.status == 400);
+  CHECK(bad.body.find("invalid_field") != std::string::npos);
+  CHECK(s.caller.finalStatus(call) == 0);
+
+  auto good = ack({{"call_id", s.caller.callId(call)}, {"contact", "sip:app@127.0.0.1:5099;transport=tcp"}});
+  CHECK(good.status == 200);
+  REQUIRE(s.caller.waitForFinal(call, 5000));
+  CHECK(s.caller.finalStatus(call) == 302);
+  CHECK(s.caller.responses(call).back().header("contact").find("sip:app@127.0.0.1:5099;transport=tcp") !=
+        std::string::npos);
+  CHECK(s.registrar.metric("registrar_invites_total", "result=\"redirected\"") == 1);
+}
+
 TEST_CASE("CANCEL: 487 and a call_cancelled push, answered elsewhere says so", "[calls]") {
   Scenario s;
   s.bind("phone", "1002", devices({{"apns", kApnsToken}, {"fcm", kFcmToken}}));

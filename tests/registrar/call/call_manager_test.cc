@@ -56,9 +56,11 @@ struct Wakeup : WakeupScheduler {
 };
 
 struct Fixture {
-  Fixture() : metrics(registry), calls(policy(), clock, directory, pushes, &metrics, wakeup) {}
-  static CallPolicy policy() {
+  explicit Fixture(bool redirect = false)
+      : metrics(registry), calls(policy(redirect), clock, directory, pushes, &metrics, wakeup) {}
+  static CallPolicy policy(bool redirect) {
     CallPolicy p;
+    p.redirect = redirect;
     p.device_ack_timeout = 60'000;
     p.device_connect_timeout = 30'000;
     p.message_body_limit = 8;
@@ -171,6 +173,33 @@ TEST_CASE("an ack stops T1, starts T2 and says so to the caller", "[calls]") {
   CHECK(log[3].status == 480);
   CHECK(log[3].header("X-Push-Reason") == "Device-Did-Not-Connect");
   CHECK(f.calls.onDeviceAck("acme/phone", "iphone", "call-1") == CallManager::AckResult::UnknownCall);
+}
+
+TEST_CASE("redirect mode: an ack naming a contact answers 302 toward it", "[calls]") {
+  Fixture f(true);
+  std::vector<Answer> log;
+  f.invite(log);
+  CHECK(f.calls.onDeviceAck("acme/phone", "iphone", "call-1", "sip:app@192.0.2.9:5061;transport=tls") ==
+        CallManager::AckResult::Accepted);
+  REQUIRE(log.size() == 3);
+  CHECK(log[2].status == 302);
+  CHECK(log[2].header("Contact") == "<sip:app@192.0.2.9:5061;transport=tls>");
+  CHECK(f.calls.ringing() == 0);
+  CHECK(f.pushes.ended == std::vector<std::string>{"acme/phone|call-1"});
+  CHECK(f.invites("redirected") == 1);
+  f.advance(120'000);
+  CHECK(log.size() == 3);  // no T1 or T2 answer after the redirect
+}
+
+TEST_CASE("relay mode ignores an ack's contact: 180 and T2 as usual", "[calls]") {
+  Fixture f;
+  std::vector<Answer> log;
+  f.invite(log);
+  CHECK(f.calls.onDeviceAck("acme/phone", "iphone", "call-1", "sip:app@192.0.2.9") ==
+        CallManager::AckResult::Accepted);
+  REQUIRE(log.size() == 3);
+  CHECK(log[2].status == 180);
+  CHECK(log[2].header("X-Push-Status") == "Device-Making-Progress");
 }
 
 TEST_CASE("CANCEL: 487 and a call_cancelled push, answered elsewhere or not", "[calls]") {
