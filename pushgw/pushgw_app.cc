@@ -62,6 +62,10 @@ int runPushgw(const PushgwConfig& config) {
   EventLoop loop;
   LoopTimer depth_timer(loop, [&] {
     metrics.queueDepth(static_cast<double>(stream->depth()));
+    JobStream::DeadLetterCounts dead = stream->deadLetters();
+    metrics.deadLetters("malformed", static_cast<double>(dead.malformed));
+    metrics.deadLetters("redelivered", static_cast<double>(dead.redelivered));
+    metrics.deadLetters("undeliverable", static_cast<double>(dead.undeliverable));
     depth_timer.start(1000);
   });
   depth_timer.start(1000);

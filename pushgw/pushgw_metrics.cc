@@ -31,6 +31,11 @@ PushgwMetrics::PushgwMetrics(prometheus::Registry& registry) {
                       .Help("Push jobs waiting or in progress in the stream's consumer group")
                       .Register(registry)
                       .Add({});
+  dead_letters_ = &prometheus::BuildCounter()
+                       .Name("pushgw_dead_letters_total")
+                       .Help("Push jobs moved to sipwake:push:dead, by cause")
+                       .Register(registry);
+  for (const char* cause : {"malformed", "redelivered", "undeliverable"}) deadLetters(cause, 0);
   // Pre-create the usual series so dashboards see zeros, not gaps.
   for (const char* provider : {"apns", "fcm"}) {
     for (const char* result : {"delivered", "invalid_token", "retry_later", "permanent_error"}) {
@@ -70,5 +75,13 @@ void PushgwMetrics::tokenRemoved(const std::string& provider) {
 }
 
 void PushgwMetrics::inviteToPush(double seconds) { invite_to_push_->Observe(seconds); }
+
+void PushgwMetrics::deadLetters(const std::string& cause, double total) {
+  auto it = dead_letter_counters_.find(cause);
+  if (it == dead_letter_counters_.end()) {
+    it = dead_letter_counters_.emplace(cause, &dead_letters_->Add({{"cause", cause}})).first;
+  }
+  if (total > it->second->Value()) it->second->Increment(total - it->second->Value());
+}
 
 }  // namespace sipwake::pushgw

@@ -21,6 +21,9 @@ class PushgwMetrics {
   void tokenRemoved(const std::string& provider);
   void inviteToPush(double seconds);
   void queueDepth(double depth) { queue_depth_->Set(depth); }
+  // pushgw_dead_letters_total{cause}: brought up to `total` (a count kept by
+  // the stream). Called from one thread only.
+  void deadLetters(const std::string& cause, double total);
 
  private:
   prometheus::Counter& pushCounter(const std::string& provider, const std::string& result);
@@ -32,6 +35,8 @@ class PushgwMetrics {
   std::map<std::pair<std::string, std::string>, prometheus::Counter*> push_counters_;
   std::map<std::string, prometheus::Histogram*> latency_histograms_;
   std::map<std::string, prometheus::Counter*> removed_counters_;
+  prometheus::Family<prometheus::Counter>* dead_letters_;
+  std::map<std::string, prometheus::Counter*> dead_letter_counters_;
 };
 
 }  // namespace sipwake::pushgw

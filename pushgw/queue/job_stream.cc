@@ -41,6 +41,7 @@ void JobStream::deadLetter(const PushJob& job, const std::string& reason) {
   nlohmann::json summary = {{"type", job.type},       {"tenant", job.tenant},
                             {"binding", job.binding}, {"device", job.device_id},
                             {"provider", job.provider}, {"call_id", job.call_id}};
+  ++undeliverable_;
   std::lock_guard lock(mutex_);
   dead_.push_back({job.entry_id, summary.dump(), reason, true});
 }
@@ -97,6 +98,7 @@ std::vector<PushJob> JobStream::parseEntries(const redis::Reply& entries, int de
     auto job = parsePushJob(raw, error);
     if (!job) {
       log::warn("malformed push job moved to the dead-letter stream", {{"entry", id}, {"error", error}});
+      ++malformed_;
       std::lock_guard lock(mutex_);
       dead_.push_back({id, raw.substr(0, 2048), "malformed: " + error, false});
       continue;
@@ -146,6 +148,7 @@ void JobStream::reclaim() {
         }
       }
       log::warn("push job handed out too often; dead letter", {{"entry", id}});
+      ++redelivered_;
       std::lock_guard lock(mutex_);
       dead_.push_back(
           {id, raw.substr(0, 2048), "delivered " + std::to_string(deliveries) + " times", false});

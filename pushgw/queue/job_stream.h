@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -47,6 +48,15 @@ class JobStream {
   void deadLetter(const PushJob& job, const std::string& reason);
 
   std::size_t outstanding() const { return outstanding_.load(); }
+  // Jobs moved to the dead-letter stream since start, by cause.
+  struct DeadLetterCounts {
+    std::uint64_t malformed = 0;      // unparseable fields
+    std::uint64_t redelivered = 0;    // handed out max_deliveries times
+    std::uint64_t undeliverable = 0;  // given up by the dispatcher (unknown app, rejected)
+  };
+  DeadLetterCounts deadLetters() const {
+    return {malformed_.load(), redelivered_.load(), undeliverable_.load()};
+  }
   // Entries not yet delivered to any consumer plus pending ones (last measured).
   long long depth() const { return depth_.load(); }
   bool healthy() const { return healthy_.load(); }
@@ -72,6 +82,7 @@ class JobStream {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> outstanding_{0};
+  std::atomic<std::uint64_t> malformed_{0}, redelivered_{0}, undeliverable_{0};
   std::atomic<long long> depth_{0};
   std::atomic<bool> healthy_{false};
   std::mutex mutex_;

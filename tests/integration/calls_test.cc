@@ -383,6 +383,8 @@ TEST_CASE("bad input: foreign INVITEs, unknown contacts, malformed SIP, garbage 
     auto dead = redis.command({"XLEN", "sipwake:push:dead"});
     return dead.integer == 2;
   }, 5000));
+  CHECK(waitUntil([&] { return s.pushgw.metric("pushgw_dead_letters_total", "cause=\"malformed\"") == 2; },
+                  3000));
 
   // Nothing was pushed; both services still work.
   sleepMs(300);
