@@ -108,9 +108,16 @@ int runPushgw(const PushgwConfig& config) {
                                {"providers", config.apps_file.empty() ? "log" : config.apps_file}});
   loop.run();
 
-  log::info("pushgw stopping; jobs in progress stay pending for another instance");
   event_free(sigterm);
   event_free(sigint);
+  // Finish the pushes under way (a call's push must not wait claim_idle for
+  // another instance); what still waits for a retry stays pending.
+  log::info("pushgw stopping: finishing pushes under way",
+            {{"in_progress", std::to_string(stream->outstanding())}});
+  if (!stream->drain()) {
+    log::warn("pushgw stopping: jobs left pending for another instance",
+              {{"in_progress", std::to_string(stream->outstanding())}});
+  }
   stream->stop();
   {
     std::promise<void> done;

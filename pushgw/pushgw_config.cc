@@ -19,6 +19,8 @@ const config::ConfigTable& pushgwConfigTable() {
           {"queue.claim_idle", "30s", "jobs a dead consumer left pending are taken over after this"},
           {"queue.max_deliveries", "5", "a job handed out this often goes to the dead-letter stream"},
           {"queue.max_outstanding", "20000", "jobs in progress at once"},
+          {"queue.shutdown_drain", "5s",
+           "on SIGTERM, how long to finish the pushes under way before leaving the rest pending"},
           {"retry.base", "1s", "first retry delay of a push the provider asked to retry"},
           {"retry.max", "60s", "longest retry delay"},
           {"retry.max_attempts", "8", "attempts of a non-call push before it is given up"},
@@ -51,6 +53,7 @@ PushgwConfig loadPushgwConfig(const std::optional<std::string>& file, const conf
   c.queue.claim_idle = v.duration("queue.claim_idle", 100, kHour);
   c.queue.max_deliveries = static_cast<int>(v.integer("queue.max_deliveries", 1, 100));
   c.queue.max_outstanding = static_cast<std::size_t>(v.integer("queue.max_outstanding", 1, 1'000'000));
+  c.queue.shutdown_drain = v.duration("queue.shutdown_drain", 0, 10 * kMinute);
   c.retry.base = v.duration("retry.base", 10, kHour);
   c.retry.max = v.duration("retry.max", 10, kDay);
   c.retry.max_attempts = static_cast<int>(v.integer("retry.max_attempts", 1, 100));

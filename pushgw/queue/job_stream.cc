@@ -22,6 +22,15 @@ void JobStream::start() {
   });
 }
 
+bool JobStream::drain() {
+  draining_ = true;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.shutdown_drain);
+  while (outstanding_ > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return outstanding_ == 0;
+}
+
 void JobStream::stop() {
   if (!thread_.joinable()) return;
   stopping_ = true;
@@ -51,6 +60,10 @@ void JobStream::run() {
     try {
       if (!group_ready_) ensureGroup();
       flushAcks();
+      if (draining_) {  // acknowledge what finishes, take nothing new
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        continue;
+      }
       Millis now = SystemClock::instance().now();
       if (now >= next_claim_) {
         reclaim();

@@ -35,12 +35,17 @@ class JobStream {
     Millis claim_interval = 2 * kSecond;
     int max_deliveries = 5;          // beyond: dead letter
     std::size_t max_outstanding = 20000;  // handed out, not yet acknowledged
+    Millis shutdown_drain = 5 * kSecond;  // drain(): longest wait for jobs under way
   };
   using Sink = std::function<void(std::vector<PushJob>&&)>;  // called on the stream thread
 
   JobStream(Options options, Sink sink);
   ~JobStream();
   void start();
+  // Stops taking jobs (new or reclaimed) and waits up to shutdown_drain for
+  // those handed out to be acknowledged. True when none is left; the rest
+  // stay pending for another instance. Call stop() afterwards.
+  bool drain();
   void stop();
 
   // Thread-safe; written in batches by the stream thread.
@@ -83,6 +88,7 @@ class JobStream {
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> outstanding_{0};
   std::atomic<std::uint64_t> malformed_{0}, redelivered_{0}, undeliverable_{0};
+  std::atomic<bool> draining_{false};
   std::atomic<long long> depth_{0};
   std::atomic<bool> healthy_{false};
   std::mutex mutex_;

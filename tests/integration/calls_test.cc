@@ -351,6 +351,29 @@ TEST_CASE("a pushgw killed with jobs in flight: another one delivers them all", 
   }, 10000));
 }
 
+TEST_CASE("a pushgw stopped with SIGTERM finishes the pushes under way first", "[calls]") {
+  Scenario s;
+  s.bind("phone", "1011", devices({{"apns", kApnsToken}}));
+  s.push.apns->setDelay(150);  // ten pushes take about 1.5 s to answer
+  const int kMessages = 10;
+  for (int i = 0; i < kMessages; ++i) {
+    REQUIRE(s.caller.message("sip:1011@127.0.0.1", s.proxy(), "sip:bob@127.0.0.1",
+                             "message " + std::to_string(i)) == 202);
+  }
+  REQUIRE(waitUntil([&] { return s.push.apns->pushCount() >= 1; }, 5000));
+  s.pushgw.stop();  // SIGTERM, clean exit expected
+  std::set<std::string> delivered;
+  for (const auto& p : s.push.apns->pushes()) {
+    if (p.status == 200) delivered.insert(p.body.value("body", ""));
+  }
+  CHECK(delivered.size() == kMessages);
+  RedisClient redis(s.redis.port());
+  auto pending = redis.command({"XPENDING", "sipwake:push:jobs", "pushgw"});
+  REQUIRE(!pending.elements.empty());
+  CHECK(pending.elements[0].integer == 0);
+  CHECK(s.pushgw.log().find("jobs left pending") == std::string::npos);
+}
+
 TEST_CASE("bad input: foreign INVITEs, unknown contacts, malformed SIP, garbage jobs", "[calls]") {
   Scenario s;
   s.bind("phone", "1007", devices({{"apns", kApnsToken}}));

@@ -1,5 +1,8 @@
 #include "tests/support/push_mocks.h"
 
+#include <chrono>
+#include <thread>
+
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <sys/stat.h>
@@ -101,6 +104,9 @@ Http2ServerResponse ApnsMock::handle(const Http2ServerRequest& request) {
     return json(status, {{"reason", reason}}, std::move(extra));
   };
 
+  if (int delay = delay_ms_.load(); delay > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+  }
   if (hang_) {
     push.status = 0;
     push.reason = "unanswered";

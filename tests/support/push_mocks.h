@@ -48,6 +48,9 @@ class ApnsMock {
   Http2TestServer& server() { return *server_; }
   // While on, requests are recorded but never answered (jobs stay in flight).
   void setHang(bool hang) { hang_ = hang; }
+  // Each answer waits this long (the server answers one request at a time
+  // meanwhile): pushes stay under way long enough to stop pushgw amid them.
+  void setDelay(int ms) { delay_ms_ = ms; }
 
  private:
   Http2ServerResponse handle(const Http2ServerRequest& request);
@@ -62,6 +65,7 @@ class ApnsMock {
   std::set<std::string> failed_once_;
   std::string rejected_jwt_;
   std::atomic<bool> hang_{false};
+  std::atomic<int> delay_ms_{0};
   std::unique_ptr<Http2TestServer> server_;
 };
 
