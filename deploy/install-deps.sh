@@ -9,7 +9,7 @@ packages=(
   libsofia-sip-ua-dev libevent-dev libssl-dev libhiredis-dev nlohmann-json3-dev
   prometheus-cpp-dev catch2 libnghttp2-dev libjemalloc-dev
   redis-server kamailio kamailio-tls-modules sip-tester
-  nghttp2-client nghttp2-server iproute2
+  nghttp2-client nghttp2-server iproute2 prometheus
 )
 
 missing=()
@@ -20,7 +20,7 @@ done
 
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-# Keep package services (redis, kamailio) from starting on install.
+# Keep package services (redis, kamailio, prometheus) from starting on install.
 policy_created=0
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null

@@ -21,6 +21,7 @@ class PushgwProcess {
   void kill9();
   bool running();
   std::string log() const;
+  std::uint16_t metricsPort() const { return metrics_port_; }
   std::string metricsText();
   double metric(const std::string& name, const std::string& label_filter = "");
 
