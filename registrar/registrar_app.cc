@@ -19,8 +19,11 @@
 #include "registrar/api/registrar_api.h"
 #include "registrar/binding/store_worker.h"
 #include "registrar/call/call_manager.h"
+#include "registrar/device/device_registry.h"
+#include "registrar/device/device_sign_in.h"
 #include "registrar/push/push_job_writer.h"
 #include "registrar/push/push_outcome_listener.h"
+#include "registrar/sip/device_listener.h"
 #include "registrar/sip/nta_incoming.h"
 #include "registrar/registration/registration_engine.h"
 #include "registrar/sip/nta_register_transport.h"
@@ -55,10 +58,47 @@ struct EngineDirectory final : ContactDirectory {
 
 // The SIP-thread side: everything sofia, the registration engine and call
 // handling. Created, used and destroyed on the SIP thread.
+// Woken apps sign in with their binding's credentials: the engine holds them.
+class EngineDeviceSecrets final : public DeviceSecrets {
+ public:
+  explicit EngineDeviceSecrets(RegistrationEngine& engine) : engine_(engine) {}
+  std::optional<DeviceSecret> deviceSecret(std::string_view contact_user, std::string_view realm) override {
+    return engine_.deviceSecret(contact_user, realm);
+  }
+
+ private:
+  RegistrationEngine& engine_;
+};
+
+// The device listener and what it needs, when device.listen is set.
+struct DeviceSide {
+  DeviceSide(SipThread& thread, const RegistrarConfig& config, RegistrationEngine& engine,
+             prometheus::Registry& registry)
+      : secrets(engine),
+        devices(SystemClock::instance()),
+        sign_in(config.device_sign_in, SystemClock::instance(), secrets, devices, &registry),
+        listener(thread, config.device,
+                 [this](const DeviceRegister& r, ServerTransaction& t) { sign_in.onRegister(r, t); }),
+        sweeper(thread, [this] { sweep(); }) {
+    sweeper.wakeAt(SystemClock::instance().now() + kSweepInterval);
+  }
+  void sweep() {
+    sign_in.sweep();
+    sweeper.wakeAt(SystemClock::instance().now() + kSweepInterval);
+  }
+
+  static constexpr Millis kSweepInterval = 2 * kSecond;  // closed connections leave the gauge
+  EngineDeviceSecrets secrets;
+  DeviceRegistry devices;
+  DeviceSignIn sign_in;
+  DeviceListener listener;
+  SipThread::Timer sweeper;
+};
+
 struct SipSide {
   SipSide(SipThread& thread, const RegistrarConfig& config, const crypto::CredentialSealer& sealer,
           RegistrationObserver& observer, RegistrationMetrics& metrics, PushSink& pushes,
-          CallMetrics& call_metrics)
+          CallMetrics& call_metrics, prometheus::Registry& registry)
       : thread(thread),
         agent(thread, config.sip),
         transport(thread, agent, "sipwake/0.1"),
@@ -73,7 +113,12 @@ struct SipSide {
         incoming(agent, [this](IncomingRequest request,
                                std::unique_ptr<ServerTransaction> transaction) {
           calls.onRequest(std::move(request), std::move(transaction));
-        }) {}
+        }) {
+    if (!config.device_listen.empty()) {
+      devices = std::make_unique<DeviceSide>(thread, config, engine, registry);
+      calls.setRelayUri([this](const std::string& token) { return devices->listener.relayUri(token); });
+    }
+  }
 
   ~SipSide() { calls.endAll(); }
 
@@ -87,6 +132,7 @@ struct SipSide {
   TimerWakeup call_wakeup;
   CallManager calls;
   NtaIncoming incoming;
+  std::unique_ptr<DeviceSide> devices;
 };
 
 // RegistrationControl for the API: posts onto the SIP thread.
@@ -148,8 +194,9 @@ int runRegistrar(const RegistrarConfig& config) {
         "the API carries SIP passwords: set REGISTRAR_API_TLS_CERT and REGISTRAR_API_TLS_KEY, "
         "or REGISTRAR_API_ALLOW_PLAIN=1 behind a TLS-terminating proxy");
   }
-  if (!config.device_listen.empty()) {  // the relay is issue 4
-    log::warn("device.listen is set but the call relay is not part of this version");
+  if (!config.device_listen.empty()) {  // the relay itself is issue 4
+    log::warn("device listener on: apps can sign in, but calls are not relayed to them yet",
+              {{"listen", config.device_listen}});
   }
 
   auto registry = std::make_shared<prometheus::Registry>();
@@ -166,7 +213,7 @@ int runRegistrar(const RegistrarConfig& config) {
   std::unique_ptr<SipSide> sip_side;
   sip_thread.start([&] {
     sip_side = std::make_unique<SipSide>(sip_thread, config, sealer, store, metrics, push_writer,
-                                         call_metrics);
+                                         call_metrics, *registry);
   });
 
   // What pushgw reports back: provider accepted a call's push (the caller

@@ -28,7 +28,11 @@ const config::ConfigTable& registrarConfigTable() {
           {"sip.tls_verify", "true", "verify PBX certificates and host names"},
           {"sip.udp_receive_buffer", "4194304", "UDP receive buffer bytes (bursts of responses)"},
           {"sip.transaction_timeout", "32s", "how long a REGISTER waits for a final response"},
-          {"device.listen", "", "host:port where woken apps connect for the call relay; empty: off"},
+          {"device.listen", "", "host:port (TCP) where woken apps sign in for the call relay; empty: off"},
+          {"device.advertise", "", "host:port written in the relay URIs of pushes (default: device.listen)"},
+          {"device.realm", "sipwake", "digest realm of the device listener"},
+          {"device.max_failures", "5",
+           "failed sign-ins from one address within a minute before it is refused unheard"},
           {"redis.url", "redis://127.0.0.1:6379/0", "redis://[:password@]host:port/db"},
           {"credential.keys_file", "",
            "lines 'key-id base64(32 bytes)'; the first seals, all open; must not be world-readable"},
@@ -129,6 +133,21 @@ RegistrarConfig loadRegistrarConfig(const std::optional<std::string>& file,
       static_cast<unsigned>(v.integer("sip.udp_receive_buffer", 65536, 256 << 20));
   c.sip.transaction_timeout = v.duration("sip.transaction_timeout", kSecond, 5 * kMinute);
   c.device_listen = v.string("device.listen");
+  if (!c.device_listen.empty()) {
+    auto [host, port] = v.hostPort("device.listen");
+    c.device.listen_host = host;
+    c.device.listen_port = port;
+    if (!v.string("device.advertise").empty()) {
+      auto [adv_host, adv_port] = v.hostPort("device.advertise");
+      c.device.advertise_host = adv_host;
+      c.device.advertise_port = adv_port;
+    }
+  }
+  c.device_sign_in.realm = v.string("device.realm");
+  if (c.device_sign_in.realm.empty() || c.device_sign_in.realm.find('"') != std::string::npos) {
+    throw config::ConfigError("config device.realm (REGISTRAR_DEVICE_REALM): a non-empty name without quotes");
+  }
+  c.device_sign_in.max_failures = static_cast<int>(v.integer("device.max_failures", 1, 1000));
 
   try {
     c.redis = redis::parseRedisUrl(v.string("redis.url"));

@@ -9,6 +9,8 @@
 #include "registrar/binding/binding_request.h"
 #include "registrar/call/call_manager.h"
 #include "registrar/registration/registration_engine.h"
+#include "registrar/device/device_sign_in.h"
+#include "registrar/sip/device_listener.h"
 #include "registrar/sip/sip_agent.h"
 
 namespace sipwake::registrar {
@@ -29,7 +31,9 @@ struct RegistrarConfig {
   std::string metrics_listen;
 
   SipAgentConfig sip;
-  std::string device_listen;
+  std::string device_listen;  // empty: no device listener
+  DeviceListenerConfig device;
+  DeviceSignInPolicy device_sign_in;
 
   redis::RedisUrl redis;
   std::string credential_keys_file;

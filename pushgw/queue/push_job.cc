@@ -59,6 +59,7 @@ std::optional<PushJob> parsePushJob(std::string_view text_json, std::string& err
       !text(j, "from", job.from, false, error, 512) ||
       !text(j, "from_name", job.from_name, false, error, 256) ||
       !text(j, "to", job.to, false, error, 512) || !text(j, "body", job.body, false, error, 4096) ||
+      !text(j, "relay", job.relay, false, error, 512) ||
       !text(j, "reason", job.reason, false, error, 64) ||
       !text(j, "instance", job.instance, false, error, 256) ||
       !number(j, "sent_at", job.sent_at, error) ||
@@ -114,6 +115,7 @@ PushMessage toPushMessage(const PushJob& job, Millis now) {
   if (!job.from_name.empty()) payload["from_name"] = job.from_name;
   if (!job.to.empty()) payload["to"] = job.to;
   if (job.type == "message") payload["body"] = job.body;
+  if (!job.relay.empty()) payload["relay"] = job.relay;
   if (job.type == "call_cancelled") payload["answered_elsewhere"] = job.answered_elsewhere;
   if (job.type == "binding_failed" && !job.reason.empty()) payload["reason"] = job.reason;
   m.payload = std::move(payload);

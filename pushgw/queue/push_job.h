@@ -26,6 +26,7 @@ struct PushJob {
   std::string from_name;
   std::string to;
   std::string body;
+  std::string relay;  // calls: the SIP URI where the woken app signs in
   std::string reason;  // binding_failed
   bool answered_elsewhere = false;
   Millis sent_at = 0;

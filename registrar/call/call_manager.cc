@@ -133,7 +133,8 @@ void CallManager::onInvite(IncomingRequest request, const ContactDirectory::Owne
   call->transaction = std::move(transaction);
   call->push = PushRequest{"call",          owner.key,        request.call_id, request.from_uri,
                            request.from_name, request.to_uri, "",              false,
-                           now,             now + policy_.device_ack_timeout};
+                           now,             now + policy_.device_ack_timeout, ""};
+  if (relay_uri_) call->push.relay = relay_uri_(request.contact_user);
   call->transaction->respond(100, "Trying");
   call->transaction->respond(180, "Ringing", {{kPushStatus, "Alerting-Device"}});
   call->transaction->onCancel([this, key](bool answered_elsewhere) {
@@ -153,7 +154,7 @@ void CallManager::onMessage(const IncomingRequest& request, const ContactDirecto
   PushRequest push{"message",        owner.key, request.call_id,
                    request.from_uri, request.from_name, request.to_uri,
                    trimUtf8(request.body, policy_.message_body_limit),
-                   false,            now,       now + kHour};
+                   false,            now,       now + kHour, ""};
   pushes_.enqueue(std::move(push));
   if (metrics_) metrics_->message(true);
   transaction.respond(202, "Accepted");

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -68,6 +69,11 @@ class CallManager {
   ~CallManager();
 
   void onRequest(IncomingRequest request, std::unique_ptr<ServerTransaction> transaction);
+  // With a device listener: the relay URI a call push carries, from the
+  // binding's Contact token.
+  void setRelayUri(std::function<std::string(const std::string& contact_user)> relay_uri) {
+    relay_uri_ = std::move(relay_uri);
+  }
   // pushgw reports a provider accepted a push of this call.
   void onPushDelivered(const std::string& binding_key, const std::string& call_id);
   // The app says it is awake and coming (the fast channel). `contact` (may
@@ -98,6 +104,7 @@ class CallManager {
   const ContactDirectory& directory_;
   PushSink& pushes_;
   CallMetrics* metrics_;
+  std::function<std::string(const std::string&)> relay_uri_;
   WakeupScheduler& wakeup_;
   std::unordered_map<std::string, std::unique_ptr<Call>> calls_;  // "<binding key>\n<call id>"
   std::multimap<Millis, std::string> deadlines_;

@@ -18,6 +18,7 @@ struct PushRequest {
   bool answered_elsewhere = false;
   Millis received_at = 0;  // when the SIP request arrived (INVITE -> push latency)
   Millis expires_at = 0;   // after this the push is useless
+  std::string relay;       // calls: where the woken app signs in ("" without a device listener)
 };
 
 // Takes push requests off the SIP thread (to Redis, then pushgw).

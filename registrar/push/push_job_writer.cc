@@ -149,6 +149,7 @@ void PushJobWriter::writePush(const PushRequest& r) {
                           {"sent_at", now},         {"received_at", r.received_at},
                           {"expires_at", r.expires_at}, {"instance", instance_}};
     if (r.type == "message") job["body"] = r.body;
+    if (!r.relay.empty()) job["relay"] = r.relay;
     if (r.type == "call_cancelled") job["answered_elsewhere"] = r.answered_elsewhere;
     commands.push_back({"XADD", kPushStreamKey, "MAXLEN", "~", "1000000", "*", "job",
                         job.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});

@@ -234,4 +234,41 @@ std::string buildDigestAuthorization(const DigestChallenge& challenge, const Dig
   return out;
 }
 
+std::optional<DigestAuthorization> parseDigestAuthorization(std::string_view header_value) {
+  std::string_view text = header_value;
+  std::size_t i = 0;
+  skipSpaces(text, i);
+  if (text.size() < i + 6 || !iequals(text.substr(i, 6), "digest")) return std::nullopt;
+  std::vector<std::pair<std::string, std::string>> params;
+  if (!parseParams(text.substr(i + 6), params)) return std::nullopt;
+  DigestAuthorization a;
+  for (auto& [name, value] : params) {
+    std::string n = lower(name);
+    if (n == "username") a.username = std::move(value);
+    else if (n == "realm") a.realm = std::move(value);
+    else if (n == "nonce") a.nonce = std::move(value);
+    else if (n == "uri") a.uri = std::move(value);
+    else if (n == "response") a.response = lower(value);
+    else if (n == "algorithm") a.algorithm = std::move(value);
+    else if (n == "qop") a.qop = lower(value);
+    else if (n == "nc") a.nc = lower(value);
+    else if (n == "cnonce") a.cnonce = std::move(value);
+  }
+  if (a.username.empty() || a.realm.empty() || a.nonce.empty() || a.uri.empty() || a.response.empty()) {
+    return std::nullopt;
+  }
+  return a;
+}
+
+bool verifyDigestResponse(const DigestAuthorization& a, std::string_view method, std::string_view ha1) {
+  if (!iequals(a.algorithm, "MD5") || ha1.empty()) return false;
+  if (!a.qop.empty() && (a.qop != "auth" || a.nc.size() != 8 || a.cnonce.empty())) return false;
+  auto H = [](const std::string& s) { return crypto::digestHex(HashAlgorithm::Md5, s); };
+  std::string ha2 = H(std::string(method) + ":" + a.uri);
+  std::string expected =
+      a.qop.empty() ? H(std::string(ha1) + ":" + a.nonce + ":" + ha2)
+                    : H(std::string(ha1) + ":" + a.nonce + ":" + a.nc + ":" + a.cnonce + ":auth:" + ha2);
+  return crypto::constantTimeEqual(expected, a.response);
+}
+
 }  // namespace sipwake::registrar

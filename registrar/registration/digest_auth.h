@@ -50,4 +50,25 @@ std::string digestHa1(const DigestChallenge& challenge, std::string_view usernam
 // The Authorization / Proxy-Authorization header value answering `challenge`.
 std::string buildDigestAuthorization(const DigestChallenge& challenge, const DigestInput& input);
 
+// The server side: an Authorization header as a client sent it.
+struct DigestAuthorization {
+  std::string username;
+  std::string realm;
+  std::string nonce;
+  std::string uri;
+  std::string response;
+  std::string algorithm = "MD5";
+  std::string qop;  // "", "auth"
+  std::string nc;
+  std::string cnonce;
+};
+
+// nullopt for other schemes or a missing username/realm/nonce/uri/response.
+std::optional<DigestAuthorization> parseDigestAuthorization(std::string_view header_value);
+
+// True when `a` is what a client knowing the password behind `ha1`
+// (H(username:realm:password), MD5) computes for `method`. MD5 with qop
+// auth or none; anything else is false. Compared in constant time.
+bool verifyDigestResponse(const DigestAuthorization& a, std::string_view method, std::string_view ha1);
+
 }  // namespace sipwake::registrar

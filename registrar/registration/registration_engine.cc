@@ -29,6 +29,10 @@ struct RegistrationEngine::Registration {
   // H(user:realm:password) for the challenge's realm and algorithm: cached so
   // refreshes neither decrypt the password nor hash it (wiped on release).
   std::string ha1;
+  // The same for the device listener's realm (woken apps sign in with the
+  // binding's credentials), with the realm it was computed for.
+  std::string device_ha1;
+  std::string device_realm;
   bool challenge_fresh = false;
   bool sent_credentials = false;
   bool sent_fresh_answer = false;
@@ -132,6 +136,7 @@ void RegistrationEngine::release(std::uint32_t slot) {
   }
   crypto::wipe(reg->spec.sealed_password);
   crypto::wipe(reg->ha1);
+  crypto::wipe(reg->device_ha1);
   slots_[slot].reset();
   free_slots_.push_back(slot);
 }
@@ -248,6 +253,7 @@ void RegistrationEngine::upsert(RegistrationSpec spec, std::optional<ResumeState
   if (moved || credentials_changed || expires_changed || reg.state == RegistrationState::Failed) {
     reg.challenge.reset();
     crypto::wipe(reg.ha1);
+    crypto::wipe(reg.device_ha1);
     reg.challenge_fresh = false;
     reg.rejections = 0;
     reg.temporary_failures = 0;
@@ -605,6 +611,23 @@ std::optional<RegistrationEngine::ContactOwner> RegistrationEngine::findByContac
   if (it == by_contact_.end()) return std::nullopt;
   const Registration& reg = *slots_[it->second];
   return ContactOwner{reg.spec.key, reg.state, reg.pbx_ip};
+}
+
+std::optional<DeviceSecret> RegistrationEngine::deviceSecret(std::string_view contact_user,
+                                                             std::string_view realm) {
+  auto it = by_contact_.find(std::string(contact_user));
+  if (it == by_contact_.end()) return std::nullopt;
+  Registration& reg = *slots_[it->second];
+  if (reg.state == RegistrationState::Failed || reg.unregistering) return std::nullopt;
+  if (reg.device_ha1.empty() || reg.device_realm != realm) {
+    auto password = sealer_.open(reg.spec.sealed_password, reg.spec.key);
+    if (!password) return std::nullopt;
+    DigestChallenge ours;
+    ours.realm = std::string(realm);
+    reg.device_ha1 = digestHa1(ours, reg.spec.auth_username, password->reveal());
+    reg.device_realm = std::string(realm);
+  }
+  return DeviceSecret{reg.spec.key, reg.spec.auth_username, reg.device_ha1};
 }
 
 std::optional<RegistrationStatus> RegistrationEngine::status(const std::string& key) const {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/crypto/credential_sealer.h"
+#include "registrar/device/device_secret.h"
 #include "common/event/clock.h"
 #include "common/event/wakeup_scheduler.h"
 #include "registrar/registration/digest_auth.h"
@@ -79,6 +80,10 @@ class RegistrationEngine {
     std::string pbx_ip;  // where the PBX answered our last successful REGISTER from
   };
   std::optional<ContactOwner> findByContact(std::string_view contact_user) const;
+  // For a woken app signing in at the device listener: the binding behind
+  // the Contact token, its username and H(username:realm:password) (MD5),
+  // cached like the PBX's HA1. nullopt for unknown or failed bindings.
+  std::optional<DeviceSecret> deviceSecret(std::string_view contact_user, std::string_view realm);
 
   bool contains(const std::string& key) const { return by_key_.count(key) != 0; }
   std::size_t size() const { return by_key_.size(); }

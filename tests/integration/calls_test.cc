@@ -78,8 +78,13 @@ struct Scenario {
 }  // namespace
 
 TEST_CASE("a call rings at once and pushes APNs and FCM with the contract's payload", "[calls]") {
-  Scenario s;
+  const std::uint16_t device_port = freePort();
+  Scenario s(RegistrarProcess::Env{{"REGISTRAR_DEVICE_LISTEN", "127.0.0.1:" + std::to_string(device_port)}});
   s.bind("phone", "1000", devices({{"apns", kApnsToken}, {"fcm", kFcmToken}}));
+  // Where the woken app signs in: the device listener, the binding's token.
+  std::string contact = s.registrar.binding("phone")["contact"];
+  const std::string relay = "sip:" + contact.substr(4, contact.find('@') - 4) + "@127.0.0.1:" +
+                            std::to_string(device_port) + ";transport=tcp";
   int call = s.call("1000");
   REQUIRE(s.waitFor180(call, "Alerting-Device"));
   REQUIRE(s.waitFor180(call, "Push-Notification-Sent"));
@@ -102,6 +107,7 @@ TEST_CASE("a call rings at once and pushes APNs and FCM with the contract's payl
   CHECK(a.body["to"] == "sip:1000@127.0.0.1");
   CHECK(a.body["sent_at"].is_number_integer());
   CHECK(a.body["aps"].is_object());
+  CHECK(a.body["relay"] == relay);
 
   REQUIRE(waitUntil([&] { return s.push.fcm->pushesFor(kFcmToken).size() == 1; }, 5000));
   auto f = s.push.fcm->pushesFor(kFcmToken)[0];
@@ -112,6 +118,7 @@ TEST_CASE("a call rings at once and pushes APNs and FCM with the contract's payl
   CHECK(message["android"]["ttl"].get<std::string>().back() == 's');
   CHECK(message["data"]["type"] == "call");
   CHECK(message["data"]["call_id"] == call_id);
+  CHECK(message["data"]["relay"] == relay);
   for (const auto& [k, v] : message["data"].items()) CHECK(v.is_string());
 
   // The caller keeps ringing until T1 (4 s): 480 with the reason.

@@ -229,6 +229,7 @@ struct SipTestUa::Impl {
     su_home_t* home = nullptr;
     auth_client_t* auc = nullptr;
     std::string user, password, request_uri, proxy, call_id, from_tag;
+    std::string aor_user;  // To/From user; "" means `user`
     int expires = 0;
     uint32_t cseq = 1;
     bool challenged = false;
@@ -597,7 +598,7 @@ int SipTestUa::Impl::onRegisterResponse(nta_outgoing_magic_t* magic, nta_outgoin
 
 bool SipTestUa::Impl::sendRegister(Request& r) {
   std::string request_line = "REGISTER " + r.request_uri + " SIP/2.0";
-  std::string aor = "<sip:" + r.user + "@" + r.request_uri.substr(4) + ">";
+  std::string aor = "<sip:" + (r.aor_user.empty() ? r.user : r.aor_user) + "@" + r.request_uri.substr(4) + ">";
   std::string from = aor + ";tag=" + r.from_tag;
   std::string cseq = std::to_string(r.cseq) + " REGISTER";
   std::string contact_header = "<" + contact + ">";
@@ -832,7 +833,8 @@ int SipTestUa::options(const std::string& request_uri, const std::string& proxy,
 }
 
 int SipTestUa::registerTo(const std::string& proxy, const std::string& user,
-                          const std::string& password, int expires, int timeout_ms) {
+                          const std::string& password, int expires, int timeout_ms,
+                          const std::string& aor_user) {
   Impl::Request* r = impl_->onThread([&] {
     Impl& ua = *impl_;
     std::string destination = ua.route(proxy);
@@ -845,6 +847,7 @@ int SipTestUa::registerTo(const std::string& proxy, const std::string& user,
     Impl::Request* request = ua.newRequest();
     request->home = home;
     request->user = user;
+    request->aor_user = aor_user;
     request->password = password;
     request->request_uri = std::string("sip:") + url->url_host;  // the domain = realm at the PBX
     request->proxy = destination;

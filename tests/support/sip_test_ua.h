@@ -108,9 +108,10 @@ class SipTestUa {
   int options(const std::string& request_uri, const std::string& proxy, int timeout_ms = 5000);
   // REGISTERs contactUri() for sip:user@<proxy host> at `proxy`, answering a
   // digest challenge (401 or 407) once with user/password. Returns the
-  // final status (0 on timeout).
+  // final status (0 on timeout). `aor_user`, when given, is the To/From user
+  // instead of `user` (the device listener names the binding there).
   int registerTo(const std::string& proxy, const std::string& user, const std::string& password,
-                 int expires = 3600, int timeout_ms = 5000);
+                 int expires = 3600, int timeout_ms = 5000, const std::string& aor_user = "");
   // The responses of the latest message()/options()/registerTo()/bye(),
   // including any challenge.
   std::vector<SipMessageRecord> lastRequestResponses() const;

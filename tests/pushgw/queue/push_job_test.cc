@@ -23,7 +23,8 @@ json callJob() {
           {"sent_at", 1000},
           {"received_at", 990},
           {"expires_at", 61000},
-          {"instance", "registrar-a"}};
+          {"instance", "registrar-a"},
+          {"relay", "sip:tok@127.0.0.1:5062;transport=tcp"}};
 }
 
 std::string parseError(const json& j) {
@@ -53,7 +54,8 @@ TEST_CASE("a registrar's call job parses and becomes the contract's payload", "[
   CHECK(m.expires_at > 2000);
   CHECK(m.expires_at <= 61000);
   CHECK(m.payload == json{{"type", "call"}, {"binding", "phone"}, {"sent_at", 1000}, {"call_id", "c-1"},
-                          {"from", "sip:alice@127.0.0.1"}, {"from_name", "Alice"}, {"to", "sip:1000@127.0.0.1"}});
+                          {"from", "sip:alice@127.0.0.1"}, {"from_name", "Alice"}, {"to", "sip:1000@127.0.0.1"},
+                          {"relay", "sip:tok@127.0.0.1:5062;transport=tcp"}});
 }
 
 TEST_CASE("message and call_cancelled jobs carry their own fields", "[queue]") {

@@ -31,7 +31,7 @@ void storeBinding(RedisClient& redis, const std::string& key) {
 
 PushRequest callPush(const std::string& call_id) {
   return PushRequest{"call", "acme/phone", call_id, "sip:alice@127.0.0.1", "Alice", "sip:1000@127.0.0.1",
-                     "", false, 1000, 61000};
+                     "", false, 1000, 61000, "sip:tok@127.0.0.1:5062;transport=tcp"};
 }
 
 std::vector<json> jobs(RedisClient& redis) {
@@ -75,6 +75,7 @@ TEST_CASE("one call id is pushed once per device, however many instances see it"
   CHECK(first["received_at"] == 1000);
   CHECK(first["expires_at"] == 61000);
   CHECK(first["device"]["token"] == "a1");
+  CHECK(first["relay"] == "sip:tok@127.0.0.1:5062;transport=tcp");
   // The call state names the instance that won, for the outcomes.
   auto owner = redis.command({"HGET", callStateKey("acme/phone", "call-1"), "instance"});
   CHECK((owner.str == "registrar-a" || owner.str == "registrar-b"));
@@ -96,11 +97,12 @@ TEST_CASE("messages are pushed every time, a binding that is gone gets nothing",
   PushJobWriter writer(redis::parseRedisUrl(server.url()), "registrar-a");
   writer.start();
   PushRequest message{"message", "acme/phone", "msg-1", "sip:bob@127.0.0.1", "", "sip:1000@127.0.0.1",
-                      "hello", false, 1000, 2000};
+                      "hello", false, 1000, 2000, ""};
   writer.enqueue(message);
   writer.enqueue(message);  // MESSAGEs are not deduplicated: each is news
   REQUIRE(waitUntil([&] { return jobs(redis).size() == 4; }, 5000));
   CHECK(jobs(redis)[0]["body"] == "hello");
+  CHECK_FALSE(jobs(redis)[0].contains("relay"));
 
   PushRequest orphan = callPush("call-9");
   orphan.binding_key = "acme/gone";

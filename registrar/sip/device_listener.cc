@@ -1,0 +1,128 @@
+#include "registrar/sip/device_listener.h"
+
+#include <cstdlib>
+#include <stdexcept>
+
+#include "registrar/sip/nta_server_transaction.h"
+#include "registrar/sip/sip_thread.h"
+#include "registrar/sip/sofia_includes.h"
+
+namespace sipwake::registrar {
+
+struct DeviceListenerState {
+  nta_agent_t* agent = nullptr;
+  nta_leg_t* leg = nullptr;
+  std::string advertised;
+  DeviceListener::RegisterHandler on_register;
+};
+
+namespace {
+
+std::string bracketed(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+// An app's TCP connection, held by a reference to sofia's transport.
+class TportConnection final : public DeviceConnection {
+ public:
+  explicit TportConnection(tport_t* tport) : tport_(tport) {}  // takes the reference
+  ~TportConnection() override {
+    if (tport_) tport_unref(tport_);
+  }
+  bool alive() const override { return tport_ && !tport_is_closed(tport_); }
+  std::string peer() const override {
+    tp_name_t const* name = tport_ ? tport_name(tport_) : nullptr;
+    if (!name || !name->tpn_host) return "";
+    return std::string(name->tpn_host) + ":" + (name->tpn_port ? name->tpn_port : "");
+  }
+
+ private:
+  tport_t* tport_;
+};
+
+int expiresOf(sip_t const* sip) {
+  if (sip->sip_contact && sip->sip_contact->m_expires) return std::atoi(sip->sip_contact->m_expires);
+  if (sip->sip_expires) return static_cast<int>(sip->sip_expires->ex_delta);
+  return -1;
+}
+
+std::string authorizationOf(msg_t* msg, sip_t const* sip) {
+  if (!sip->sip_authorization) return "";
+  char buffer[2048];
+  issize_t n = sip_header_e(buffer, sizeof buffer,
+                            reinterpret_cast<sip_header_t const*>(sip->sip_authorization), 0);
+  (void)msg;
+  if (n <= 0 || static_cast<size_t>(n) >= sizeof buffer) return "";
+  std::string line(buffer, static_cast<size_t>(n));
+  // sip_header_e writes "Authorization: Digest ..."; we want the value.
+  auto colon = line.find(':');
+  std::string value = colon == std::string::npos ? line : line.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ')) value.erase(0, 1);
+  while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+  return value;
+}
+
+int onRequest(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq, sip_t const* sip) {
+  auto* state = reinterpret_cast<DeviceListenerState*>(magic);
+  if (!sip || !sip->sip_request) return 400;
+  switch (sip->sip_request->rq_method) {
+    case sip_method_options:
+      return 200;
+    case sip_method_register:
+      break;
+    default:
+      return 403;
+  }
+  DeviceRegister request;
+  request.target_user = sip->sip_to ? sofiaText(sip->sip_to->a_url->url_user) : "";
+  request.contact = sip->sip_contact ? sofiaUrl(sip->sip_contact->m_url) : "";
+  request.expires = expiresOf(sip);
+  if (msg_t* msg = nta_incoming_getrequest(irq)) {
+    request.source_ip = sourceIp(msg);
+    request.authorization = authorizationOf(msg, sip);
+    tport_t* tport = nta_incoming_transport(state->agent, irq, msg);
+    if (tport) request.connection = std::make_shared<TportConnection>(tport);
+    msg_destroy(msg);
+  }
+  NtaServerTransaction transaction(irq);
+  state->on_register(request, transaction);
+  return 0;
+}
+
+}  // namespace
+
+DeviceListener::DeviceListener(SipThread& thread, const DeviceListenerConfig& config,
+                               RegisterHandler on_register)
+    : state_(std::make_unique<DeviceListenerState>()) {
+  state_->on_register = std::move(on_register);
+  std::string adv_host = config.advertise_host.empty() ? config.listen_host : config.advertise_host;
+  int adv_port = config.advertise_port ? config.advertise_port : config.listen_port;
+  std::string url = "sip:" + bracketed(adv_host) + ":" + std::to_string(config.listen_port) +
+                    ";maddr=" + config.listen_host + ";transport=tcp";
+  auto* root = static_cast<su_root_t*>(thread.root());
+  // No stray-message callback: the default leg below takes every request.
+  state_->agent = nta_agent_create(root, URL_STRING_MAKE(url.c_str()), nullptr, nullptr,
+                                   NTATAG_UA(0), NTATAG_USE_NAPTR(0), NTATAG_USE_SRV(0), TAG_END());
+  if (!state_->agent) {
+    throw std::runtime_error("cannot bind the device listener (TCP) on " + bracketed(config.listen_host) +
+                             ":" + std::to_string(config.listen_port));
+  }
+  state_->leg = nta_leg_tcreate(state_->agent, onRequest, reinterpret_cast<nta_leg_magic_t*>(state_.get()),
+                                NTATAG_NO_DIALOG(1), TAG_END());
+  if (!state_->leg) {
+    nta_agent_destroy(state_->agent);
+    throw std::runtime_error("cannot create the device listener's SIP leg");
+  }
+  state_->advertised = bracketed(adv_host) + ":" + std::to_string(adv_port);
+}
+
+DeviceListener::~DeviceListener() {
+  if (state_->leg) nta_leg_destroy(state_->leg);
+  if (state_->agent) nta_agent_destroy(state_->agent);
+}
+
+std::string DeviceListener::relayUri(const std::string& contact_token) const {
+  return "sip:" + contact_token + "@" + state_->advertised + ";transport=tcp";
+}
+
+}  // namespace sipwake::registrar
