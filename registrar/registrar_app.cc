@@ -24,6 +24,7 @@
 #include "registrar/push/push_job_writer.h"
 #include "registrar/push/push_outcome_listener.h"
 #include "registrar/sip/device_listener.h"
+#include "registrar/sip/nta_call_relay.h"
 #include "registrar/sip/nta_incoming.h"
 #include "registrar/registration/registration_engine.h"
 #include "registrar/sip/nta_register_transport.h"
@@ -117,10 +118,19 @@ struct SipSide {
     if (!config.device_listen.empty()) {
       devices = std::make_unique<DeviceSide>(thread, config, engine, registry);
       calls.setRelayUri([this](const std::string& token) { return devices->listener.relayUri(token); });
+      if (!config.call.redirect) {
+        relay = std::make_unique<NtaCallRelay>(thread, agent, devices->listener, devices->devices,
+                                               calls.relayEvents(), &registry);
+        calls.setRelay(relay.get());
+        devices->sign_in.setOnSignedIn([this](const std::string& key) { calls.onDeviceSignedIn(key); });
+      }
     }
   }
 
-  ~SipSide() { calls.endAll(); }
+  ~SipSide() {
+    calls.endAll();
+    calls.setRelay(nullptr);
+  }
 
   SipThread& thread;
   SipAgent agent;
@@ -133,6 +143,7 @@ struct SipSide {
   CallManager calls;
   NtaIncoming incoming;
   std::unique_ptr<DeviceSide> devices;
+  std::unique_ptr<NtaCallRelay> relay;  // relay mode with a device listener
 };
 
 // RegistrationControl for the API: posts onto the SIP thread.
@@ -195,8 +206,8 @@ int runRegistrar(const RegistrarConfig& config) {
         "or REGISTRAR_API_ALLOW_PLAIN=1 behind a TLS-terminating proxy");
   }
   if (!config.device_listen.empty()) {  // the relay itself is issue 4
-    log::warn("device listener on: apps can sign in, but calls are not relayed to them yet",
-              {{"listen", config.device_listen}});
+    log::info("device listener on: woken apps sign in there and calls are relayed to them",
+              {{"listen", config.device_listen}, {"mode", config.call.redirect ? "redirect" : "relay"}});
   }
 
   auto registry = std::make_shared<prometheus::Registry>();

@@ -30,6 +30,8 @@ const config::ConfigTable& registrarConfigTable() {
           {"sip.transaction_timeout", "32s", "how long a REGISTER waits for a final response"},
           {"device.listen", "", "host:port (TCP) where woken apps sign in for the call relay; empty: off"},
           {"device.advertise", "", "host:port written in the relay URIs of pushes (default: device.listen)"},
+          {"device.tls_listen", "",
+           "host:port for apps over TLS (sip.tls_cert and sip.tls_key); relay URIs then say TLS"},
           {"device.realm", "sipwake", "digest realm of the device listener"},
           {"device.max_failures", "5",
            "failed sign-ins from one address within a minute before it is refused unheard"},
@@ -141,6 +143,21 @@ RegistrarConfig loadRegistrarConfig(const std::optional<std::string>& file,
       auto [adv_host, adv_port] = v.hostPort("device.advertise");
       c.device.advertise_host = adv_host;
       c.device.advertise_port = adv_port;
+    }
+  }
+  if (!v.string("device.tls_listen").empty()) {
+    if (c.device_listen.empty()) {
+      throw config::ConfigError("config device.tls_listen (REGISTRAR_DEVICE_TLS_LISTEN) needs device.listen");
+    }
+    auto [tls_host, tls_port] = v.hostPort("device.tls_listen");
+    c.device.tls_listen_host = tls_host;
+    c.device.tls_listen_port = tls_port;
+    c.device.tls_cert_file = v.string("sip.tls_cert");
+    c.device.tls_key_file = v.string("sip.tls_key");
+    if (c.device.tls_cert_file.empty() || c.device.tls_key_file.empty()) {
+      throw config::ConfigError(
+          "config device.tls_listen needs sip.tls_cert and sip.tls_key (REGISTRAR_SIP_TLS_CERT, "
+          "REGISTRAR_SIP_TLS_KEY)");
     }
   }
   c.device_sign_in.realm = v.string("device.realm");

@@ -19,7 +19,7 @@ PushDispatcher::PushDispatcher(EventLoop& loop, RetryPolicy policy, ProviderDire
       retry_timer_(loop, [this] { runRetries(); }),
       random_(std::random_device{}()) {}
 
-PushDispatcher::~PushDispatcher() = default;
+PushDispatcher::~PushDispatcher() { alive_.reset(); }
 
 void PushDispatcher::submit(std::vector<PushJob> jobs) {
   loop_.post([this, jobs = std::move(jobs)]() mutable {
@@ -46,8 +46,11 @@ void PushDispatcher::begin(PushJob job) {
   }
   if (a->job.isCall() && a->job.deliveries > 1) {
     // Reclaimed from a consumer that died: only if the call still rings.
-    feedback_.callStillRinging(a->job, [this, a](bool ringing) {
-      loop_.post([this, a, ringing] { ringing ? send(a) : finish(a, "expired"); });
+    feedback_.callStillRinging(a->job, [this, a, alive = std::weak_ptr<int>(alive_)](bool ringing) {
+      loop_.post([this, a, ringing, alive] {
+        if (alive.expired()) return;
+        ringing ? send(a) : finish(a, "expired");
+      });
     });
     return;
   }
@@ -57,7 +60,11 @@ void PushDispatcher::begin(PushJob job) {
 void PushDispatcher::send(const AttemptPtr& a) {
   ++a->attempts;
   PushMessage message = toPushMessage(a->job, clock_.now());
-  a->provider->send(message, [this, a](ClassifiedResponse outcome, double latency) {
+  // Providers fail what is outstanding when they are destroyed, which may be
+  // after us (shutdown): such late answers are dropped, their jobs stay pending.
+  a->provider->send(message, [this, a, alive = std::weak_ptr<int>(alive_)](ClassifiedResponse outcome,
+                                                                           double latency) {
+    if (alive.expired()) return;
     onOutcome(a, outcome, latency);
   });
 }
@@ -133,8 +140,11 @@ void PushDispatcher::runRetries() {
     if (expired(a->job)) {
       finish(a, "expired");
     } else if (a->job.isCall()) {
-      feedback_.callStillRinging(a->job, [this, a](bool ringing) {
-        loop_.post([this, a, ringing] { ringing ? send(a) : finish(a, "expired"); });
+      feedback_.callStillRinging(a->job, [this, a, alive = std::weak_ptr<int>(alive_)](bool ringing) {
+        loop_.post([this, a, ringing, alive] {
+          if (alive.expired()) return;
+          ringing ? send(a) : finish(a, "expired");
+        });
       });
     } else {
       send(a);

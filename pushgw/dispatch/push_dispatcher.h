@@ -62,6 +62,7 @@ class PushDispatcher {
   void deadLetter(const AttemptPtr& a, const char* result, const std::string& reason);
   bool expired(const PushJob& job) const;
 
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // callbacks check it: we may be gone
   EventLoop& loop_;
   RetryPolicy policy_;
   ProviderDirectory& providers_;

@@ -30,6 +30,7 @@ struct CallManager::Call {
   bool push_reported = false;
   Millis deadline = 0;
   PushRequest push;  // the call push, reused for call_cancelled
+  RelayOffer offer;  // what the apps' legs get
 };
 
 CallMetrics::CallMetrics(prometheus::Registry& registry) {
@@ -45,7 +46,9 @@ CallMetrics::CallMetrics(prometheus::Registry& registry) {
       {InviteResult::NoDeviceAck, "no_device_ack"},
       {InviteResult::DeviceDidNotConnect, "device_did_not_connect"},
       {InviteResult::ShutDown, "shut_down"},
-      {InviteResult::Redirected, "redirected"}};
+      {InviteResult::Redirected, "redirected"},
+      {InviteResult::Answered, "answered"},
+      {InviteResult::Declined, "declined"}};
   for (const auto& [result, label] : results) {
     invite_counters_[result] = &invites_->Add({{"result", label}});
   }
@@ -55,6 +58,11 @@ CallMetrics::CallMetrics(prometheus::Registry& registry) {
                        .Register(registry);
   messages_accepted_ = &messages.Add({{"result", "accepted"}});
   messages_refused_ = &messages.Add({{"result", "refused"}});
+  answer_latency_ = &prometheus::BuildHistogram()
+                         .Name("registrar_invite_to_answer_seconds")
+                         .Help("From the PBX's INVITE to a woken app's answer, relayed calls")
+                         .Register(registry)
+                         .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 3, 5, 8, 13, 20, 30, 45, 60});
 }
 
 void CallMetrics::invite(InviteResult result) { invite_counters_.at(result)->Increment(); }
@@ -141,9 +149,12 @@ void CallManager::onInvite(IncomingRequest request, const ContactDirectory::Owne
     onCancel(key, answered_elsewhere);
   });
   pushes_.enqueue(call->push);
+  call->offer = RelayOffer{request.call_id,      request.from_uri, request.from_name,
+                           request.to_uri,       request.content_type, request.body};
   Call& ref = *call;
   calls_.emplace(key, std::move(call));
   arm(ref, now + policy_.device_ack_timeout);
+  if (relay_) relay_->offer(key, ref.binding_key, *ref.transaction, ref.offer);
   log::info("incoming call: ringing, devices pushed",
             {{"binding", owner.key}, {"call_id", request.call_id}});
 }
@@ -236,6 +247,7 @@ void CallManager::end(const std::string& call_key, int status, const char* reaso
   if (it == calls_.end()) return;
   std::unique_ptr<Call> call = std::move(it->second);
   calls_.erase(it);
+  if (relay_) relay_->stop(call_key);
   SipHeaders headers = std::move(extra);
   if (push_reason) headers.emplace_back(kPushReason, push_reason);
   call->transaction->respond(status, reason, headers);
@@ -254,6 +266,40 @@ void CallManager::endAll() {
     end(key, 480, "Temporarily Unavailable", "Service-Shutting-Down",
         CallMetrics::InviteResult::ShutDown);
   }
+}
+
+void CallManager::onDeviceSignedIn(const std::string& binding_key) {
+  if (!relay_) return;
+  std::vector<std::string> keys;
+  for (const auto& [key, call] : calls_) {
+    if (call->binding_key == binding_key) keys.push_back(key);
+  }
+  for (const auto& key : keys) {
+    auto it = calls_.find(key);
+    if (it != calls_.end()) relay_->offer(key, binding_key, *it->second->transaction, it->second->offer);
+  }
+}
+
+CallRelay::Events CallManager::relayEvents() {
+  CallRelay::Events events;
+  events.answered = [this](const std::string& call_key) {
+    auto it = calls_.find(call_key);
+    if (it == calls_.end()) return;
+    std::unique_ptr<Call> call = std::move(it->second);
+    calls_.erase(it);  // the relay answered the PBX; the dialog is its own now
+    pushes_.callEnded(call->binding_key, call->call_id);
+    if (metrics_) {
+      metrics_->invite(CallMetrics::InviteResult::Answered);
+      metrics_->answered(static_cast<double>(clock_.now() - call->push.received_at) / 1000.0);
+    }
+    log::info("incoming call answered by a device", {{"binding", call->binding_key},
+                                                     {"call_id", call->call_id}});
+  };
+  events.declined = [this](const std::string& call_key, int status, const std::string& reason) {
+    std::string phrase = reason.empty() ? "Declined" : reason;
+    end(call_key, status, phrase.c_str(), nullptr, CallMetrics::InviteResult::Declined);
+  };
+  return events;
 }
 
 }  // namespace sipwake::registrar

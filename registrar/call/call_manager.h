@@ -8,10 +8,12 @@
 #include <unordered_map>
 
 #include <prometheus/counter.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
 #include "common/event/clock.h"
 #include "common/event/wakeup_scheduler.h"
+#include "registrar/call/call_relay.h"
 #include "registrar/call/incoming_request.h"
 #include "registrar/call/push_request.h"
 #include "registrar/registration/registration_state.h"
@@ -44,16 +46,18 @@ class ContactDirectory {
 class CallMetrics {
  public:
   enum class InviteResult { NotFound, ForeignSource, Duplicate, Cancelled, NoDeviceAck,
-                            DeviceDidNotConnect, ShutDown, Redirected };
+                            DeviceDidNotConnect, ShutDown, Redirected, Answered, Declined };
   explicit CallMetrics(prometheus::Registry& registry);
   void invite(InviteResult result);
   void message(bool accepted);
+  void answered(double seconds_since_invite) { answer_latency_->Observe(seconds_since_invite); }
 
  private:
   prometheus::Family<prometheus::Counter>* invites_;
   std::map<InviteResult, prometheus::Counter*> invite_counters_;
   prometheus::Counter* messages_accepted_;
   prometheus::Counter* messages_refused_;
+  prometheus::Histogram* answer_latency_;
 };
 
 // Incoming requests on our Contacts: an INVITE rings the caller at once and
@@ -74,6 +78,12 @@ class CallManager {
   void setRelayUri(std::function<std::string(const std::string& contact_user)> relay_uri) {
     relay_uri_ = std::move(relay_uri);
   }
+  // With a relay (relay mode and a device listener): ringing calls are
+  // offered to the apps signed in for their binding.
+  void setRelay(CallRelay* relay) { relay_ = relay; }
+  CallRelay::Events relayEvents();
+  // An app signed in for this binding: its ringing calls are offered to it.
+  void onDeviceSignedIn(const std::string& binding_key);
   // pushgw reports a provider accepted a push of this call.
   void onPushDelivered(const std::string& binding_key, const std::string& call_id);
   // The app says it is awake and coming (the fast channel). `contact` (may
@@ -105,6 +115,7 @@ class CallManager {
   PushSink& pushes_;
   CallMetrics* metrics_;
   std::function<std::string(const std::string&)> relay_uri_;
+  CallRelay* relay_ = nullptr;
   WakeupScheduler& wakeup_;
   std::unordered_map<std::string, std::unique_ptr<Call>> calls_;  // "<binding key>\n<call id>"
   std::multimap<Millis, std::string> deadlines_;

@@ -96,6 +96,7 @@ void DeviceSignIn::onRegister(const DeviceRegister& request, ServerTransaction& 
   log::info("device signed in", {{"binding", secret->binding_key},
                                  {"peer", request.connection ? request.connection->peer() : ""}});
   sweep();
+  if (on_signed_in_) on_signed_in_(secret->binding_key);
 }
 
 void DeviceSignIn::sweep() {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -55,6 +56,8 @@ class DeviceSignIn {
   DeviceSignIn(DeviceSignInPolicy policy, Clock& clock, DeviceSecrets& secrets,
                DeviceRegistry& registry, prometheus::Registry* metrics);
   void onRegister(const DeviceRegister& request, ServerTransaction& transaction);
+  // Called after an app signed in (the relay offers it the binding's ringing calls).
+  void setOnSignedIn(std::function<void(const std::string& binding_key)> fn) { on_signed_in_ = std::move(fn); }
   // Drops closed connections and expired registrations; updates the gauge.
   void sweep();
 
@@ -71,6 +74,7 @@ class DeviceSignIn {
   prometheus::Family<prometheus::Counter>* results_ = nullptr;
   std::map<std::string, prometheus::Counter*> result_counters_;
   prometheus::Gauge* connected_ = nullptr;
+  std::function<void(const std::string&)> on_signed_in_;
 };
 
 }  // namespace sipwake::registrar

@@ -1,18 +1,22 @@
 #include "registrar/sip/device_listener.h"
 
+#include <strings.h>
+
 #include <cstdlib>
 #include <stdexcept>
 
 #include "registrar/sip/nta_server_transaction.h"
 #include "registrar/sip/sip_thread.h"
 #include "registrar/sip/sofia_includes.h"
+#include "registrar/sip/tls_certificate_dir.h"
 
 namespace sipwake::registrar {
 
 struct DeviceListenerState {
   nta_agent_t* agent = nullptr;
   nta_leg_t* leg = nullptr;
-  std::string advertised;
+  std::string advertised;      // host:port, TCP
+  std::string advertised_tls;  // host:port, TLS; empty when off
   DeviceListener::RegisterHandler on_register;
 };
 
@@ -30,6 +34,11 @@ class TportConnection final : public DeviceConnection {
     if (tport_) tport_unref(tport_);
   }
   bool alive() const override { return tport_ && !tport_is_closed(tport_); }
+  tport_t* tport() const { return tport_; }
+  bool secure() const {
+    tp_name_t const* name = tport_ ? tport_name(tport_) : nullptr;
+    return name && name->tpn_proto && strcasecmp(name->tpn_proto, "tls") == 0;
+  }
   std::string peer() const override {
     tp_name_t const* name = tport_ ? tport_name(tport_) : nullptr;
     if (!name || !name->tpn_host) return "";
@@ -114,6 +123,21 @@ DeviceListener::DeviceListener(SipThread& thread, const DeviceListenerConfig& co
     throw std::runtime_error("cannot create the device listener's SIP leg");
   }
   state_->advertised = bracketed(adv_host) + ":" + std::to_string(adv_port);
+
+  if (!config.tls_listen_host.empty()) {
+    TlsCertificateDir dir(config.tls_cert_file, config.tls_key_file, "");
+    std::string tls_url = "sips:" + bracketed(adv_host) + ":" + std::to_string(config.tls_listen_port) +
+                          ";maddr=" + config.tls_listen_host;
+    // Apps present no client certificate; TPTAG_TLS_VERSION(0): see SipAgent.
+    if (nta_agent_add_tport(state_->agent, URL_STRING_MAKE(tls_url.c_str()), TPTAG_CERTIFICATE(dir.path().c_str()),
+                            TPTAG_TLS_VERSION(0), TPTAG_TLS_VERIFY_POLICY(TPTLS_VERIFY_NONE), TAG_END()) != 0) {
+      nta_leg_destroy(state_->leg);
+      nta_agent_destroy(state_->agent);
+      throw std::runtime_error("cannot start the device listener's TLS on " + bracketed(config.tls_listen_host) +
+                               ":" + std::to_string(config.tls_listen_port) + " (check the certificate and key)");
+    }
+    state_->advertised_tls = bracketed(adv_host) + ":" + std::to_string(config.tls_listen_port);
+  }
 }
 
 DeviceListener::~DeviceListener() {
@@ -121,7 +145,25 @@ DeviceListener::~DeviceListener() {
   if (state_->agent) nta_agent_destroy(state_->agent);
 }
 
+std::string DeviceListener::contactUriFor(const DeviceConnection& connection) const {
+  auto* tport = dynamic_cast<const TportConnection*>(&connection);
+  if (tport && tport->secure() && !state_->advertised_tls.empty()) {
+    return "sip:relay@" + state_->advertised_tls + ";transport=tls";
+  }
+  return "sip:relay@" + state_->advertised + ";transport=tcp";
+}
+
+void* DeviceListener::raw() const { return state_->agent; }
+
+void* DeviceListener::transportOf(const DeviceConnection& connection) {
+  auto* tport = dynamic_cast<const TportConnection*>(&connection);
+  return tport ? tport->tport() : nullptr;
+}
+
 std::string DeviceListener::relayUri(const std::string& contact_token) const {
+  if (!state_->advertised_tls.empty()) {
+    return "sip:" + contact_token + "@" + state_->advertised_tls + ";transport=tls";
+  }
   return "sip:" + contact_token + "@" + state_->advertised + ";transport=tcp";
 }
 

@@ -24,6 +24,7 @@ class NtaServerTransaction final : public ServerTransaction {
   ~NtaServerTransaction() override;
   void respond(int status, std::string_view reason, const SipHeaders& headers) override;
   void onCancel(std::function<void(bool)> handler) override;
+  nta_incoming_t* irq() const { return irq_; }  // for the relay, on the SIP thread
 
  private:
   static int onAckOrCancel(nta_incoming_magic_t* magic, nta_incoming_t*, sip_t const* sip);

@@ -11,6 +11,7 @@
 
 #include "common/log/logger.h"
 #include "registrar/sip/sip_thread.h"
+#include "registrar/sip/tls_certificate_dir.h"
 #include "registrar/sip/sofia_includes.h"
 
 namespace sipwake::registrar {
@@ -23,53 +24,9 @@ struct SipAgentState {
 
 namespace {
 
-constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
-
 std::string bracketed(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
-
-std::string readFile(const std::string& path, const char* what) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(std::string("cannot read ") + what + " '" + path + "'");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-// Sofia's TLS transport reads agent.pem (key and certificate) and cafile.pem
-// from one directory at start-up. We assemble it in a private temporary
-// directory and remove it as soon as the transport is up.
-class TlsCertificateDir {
- public:
-  explicit TlsCertificateDir(const SipAgentConfig& config) {
-    char templ[] = "/tmp/sipwake-tls-XXXXXX";
-    if (!mkdtemp(templ)) throw std::runtime_error("cannot create a TLS certificate directory");
-    path_ = templ;
-    chmod(path_.c_str(), 0700);
-    std::string key = readFile(config.tls_key_file, "SIP TLS key");
-    std::string cert = readFile(config.tls_cert_file, "SIP TLS certificate");
-    write("agent.pem", key + "\n" + cert);
-    std::fill(key.begin(), key.end(), '\0');
-    std::string ca_file = config.tls_ca_file.empty() ? kSystemCaBundle : config.tls_ca_file;
-    write("cafile.pem", readFile(ca_file, "SIP TLS CA file"));
-  }
-  ~TlsCertificateDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  void write(const char* name, const std::string& content) {
-    std::string file = path_ + "/" + name;
-    std::ofstream out(file);
-    chmod(file.c_str(), 0600);
-    out << content;
-    if (!out) throw std::runtime_error("cannot write the TLS certificate directory");
-  }
-  std::string path_;
-};
 
 // Requests that match no transaction: what PBXs send to our Contacts.
 // Incoming calls are handled by a later layer; until then we answer
@@ -138,7 +95,7 @@ SipAgent::SipAgent(SipThread& thread, const SipAgentConfig& config)
   state_->advertised_udp_tcp = bracketed(adv_host) + ":" + std::to_string(adv_port);
 
   if (!config.tls_listen_host.empty()) {
-    TlsCertificateDir dir(config);
+    TlsCertificateDir dir(config.tls_cert_file, config.tls_key_file, config.tls_ca_file);
     std::string tls_url = "sips:" + bracketed(adv_host) + ":" +
                           std::to_string(config.tls_listen_port) +
                           ";maddr=" + config.tls_listen_host;

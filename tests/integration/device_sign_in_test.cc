@@ -11,6 +11,7 @@
 #include "tests/support/redis_server.h"
 #include "tests/support/registrar_process.h"
 #include "tests/support/sip_test_ua.h"
+#include "tests/support/test_certs.h"
 
 using namespace sipwake::testing;
 using nlohmann::json;
@@ -96,4 +97,34 @@ TEST_CASE("wrong passwords and unknown bindings are refused, then the source is 
   // No password in the registrar's log.
   CHECK(s.registrar.log().find("pw-1000") == std::string::npos);
   CHECK(s.registrar.log().find("guess-1") == std::string::npos);
+}
+
+TEST_CASE("the device listener speaks TLS with the SIP certificate when configured", "[devices]") {
+  RedisServer redis;
+  KamailioPbx pbx;
+  const TestCertificates& certs = sharedTestCertificates();
+  std::uint16_t tcp_port = freePort(), tls_port = freePort();
+  RegistrarProcess registrar(redis.url(), {{"REGISTRAR_DEVICE_LISTEN", "127.0.0.1:" + std::to_string(tcp_port)},
+                                           {"REGISTRAR_DEVICE_TLS_LISTEN", "127.0.0.1:" + std::to_string(tls_port)},
+                                           {"REGISTRAR_SIP_TLS_CERT", certs.server_cert_file},
+                                           {"REGISTRAR_SIP_TLS_KEY", certs.server_key_file}});
+  REQUIRE(registrar.put("phone", bindingBody("1000", pbx.port(), "udp")).status == 201);
+  REQUIRE(registrar.waitForState("phone", "registered", 10000));
+  std::string contact = registrar.binding("phone")["contact"];
+  std::string token = contact.substr(4, contact.find('@') - 4);
+  std::string host = "127.0.0.1:" + std::to_string(tls_port);
+  std::string request = "REGISTER sip:" + host + ";transport=tls SIP/2.0\r\n"
+                        "Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-tls-1\r\n"
+                        "From: <sip:" + token + "@" + host + ">;tag=t1\r\nTo: <sip:" + token + "@" + host + ">\r\n"
+                        "Call-ID: tls-1@127.0.0.1\r\nCSeq: 1 REGISTER\r\nMax-Forwards: 70\r\n"
+                        "Contact: <sip:app@127.0.0.1:5999;transport=tls>\r\nContent-Length: 0\r\n\r\n";
+  TempDir dir;
+  writeFile(dir.file("register.txt"), request);
+  // Verified against the test CA: the app sees our certificate.
+  std::string reply = runCommand("(cat " + shellQuote(dir.file("register.txt")) +
+                                 "; sleep 2) | timeout 10 openssl s_client -quiet -verify_return_error -CAfile " +
+                                 shellQuote(certs.ca_file) + " -connect " + host + " 2>/dev/null");
+  INFO(reply);
+  CHECK(reply.rfind("SIP/2.0 401", 0) == 0);
+  CHECK(reply.find("realm=\"sipwake\"") != std::string::npos);
 }

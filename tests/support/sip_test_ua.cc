@@ -286,6 +286,7 @@ struct SipTestUa::Impl {
   std::map<int, std::unique_ptr<Call>> calls;
   std::vector<std::unique_ptr<Request>> requests;
   std::vector<std::unique_ptr<ServerInvite>> server_invites;
+  std::vector<nta_leg_t*> uas_legs;  // dialogs of answered INVITEs we hung up
 
   // Shared with test threads.
   mutable std::mutex mutex;
@@ -361,6 +362,8 @@ void SipTestUa::Impl::teardown() {
     last_request = nullptr;
   }
   requests.clear();
+  for (nta_leg_t* leg : uas_legs) nta_leg_destroy(leg);
+  uas_legs.clear();
   if (default_leg) nta_leg_destroy(default_leg);
   default_leg = nullptr;
   if (agent) nta_agent_destroy(agent);
@@ -776,6 +779,71 @@ int SipTestUa::bye(int call, int timeout_ms) {
         c.leg, Impl::onRequestResponse, reinterpret_cast<nta_outgoing_magic_t*>(request), nullptr,
         SIP_METHOD_BYE, nullptr, SIPTAG_USER_AGENT_STR("sipwake-test-ua"), TAG_END());
     if (!orq) throw std::runtime_error("SipTestUa::bye: nta refused the BYE");
+    request->orqs.push_back(orq);
+    return request;
+  });
+  return impl_->waitRequest(r, timeout_ms);
+}
+
+int SipTestUa::inDialog(int call, const std::string& method, const std::string& body,
+                        const std::string& content_type, int timeout_ms) {
+  Impl::Request* r = impl_->onThread([&] {
+    Impl::Call& c = impl_->call(call);
+    if (!c.routed) throw std::logic_error("SipTestUa::inDialog: no dialog");
+    Impl::Request* request = impl_->newRequest();
+    std::string contact_header = "<" + impl_->contact + ">";
+    bool has_body = !body.empty();
+    nta_outgoing_t* orq = nta_outgoing_tcreate(
+        c.leg, Impl::onRequestResponse, reinterpret_cast<nta_outgoing_magic_t*>(request), nullptr,
+        sip_method_code(method.c_str()), method.c_str(), nullptr, SIPTAG_CONTACT_STR(contact_header.c_str()),
+        TAG_IF(has_body, SIPTAG_CONTENT_TYPE_STR(content_type.c_str())),
+        TAG_IF(has_body, SIPTAG_PAYLOAD_STR(body.c_str())), SIPTAG_USER_AGENT_STR("sipwake-test-ua"),
+        TAG_END());
+    if (!orq) throw std::runtime_error("SipTestUa::inDialog: nta refused the " + method);
+    request->orqs.push_back(orq);
+    return request;
+  });
+  int status = impl_->waitRequest(r, timeout_ms);
+  if (method == "INVITE" && status >= 200 && status < 300) {
+    std::string cseq = lastRequestResponses().back().header("cseq");
+    std::string ack_cseq = cseq.substr(0, cseq.find(' ')) + " ACK";
+    impl_->onThread([&] {
+      Impl::Call& c = impl_->call(call);
+      nta_outgoing_t* ack = nta_outgoing_tcreate(c.leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr,
+                                                 SIPTAG_CSEQ_STR(ack_cseq.c_str()), TAG_END());
+      if (ack) nta_outgoing_destroy(ack);
+    });
+  }
+  return status;
+}
+
+int SipTestUa::hangUpReceived(int timeout_ms) {
+  Impl::Request* r = impl_->onThread([&] {
+    Impl& ua = *impl_;
+    Impl::ServerInvite* answered = nullptr;
+    for (auto& si : ua.server_invites) {
+      int st = nta_incoming_status(si->irq);
+      if (st >= 200 && st < 300) answered = si.get();
+    }
+    if (!answered) throw std::logic_error("SipTestUa::hangUpReceived: no answered INVITE");
+    msg_t* msg = nta_incoming_getrequest(answered->irq);
+    sip_t const* sip = msg ? sip_object(msg) : nullptr;
+    if (!sip) throw std::runtime_error("SipTestUa::hangUpReceived: the INVITE is gone");
+    // Our side of its dialog: our To-tag, its route set and Contact.
+    nta_leg_t* leg = nta_leg_tcreate(ua.agent, nullptr, nullptr, SIPTAG_CALL_ID(sip->sip_call_id),
+                                     SIPTAG_FROM(sip->sip_to), SIPTAG_TO(sip->sip_from), TAG_END());
+    if (leg) {
+      nta_leg_tag(leg, nta_incoming_gettag(answered->irq));
+      nta_leg_server_route(leg, sip->sip_record_route, sip->sip_contact);
+    }
+    msg_destroy(msg);
+    if (!leg) throw std::runtime_error("SipTestUa::hangUpReceived: no dialog leg");
+    ua.uas_legs.push_back(leg);
+    Impl::Request* request = ua.newRequest();
+    nta_outgoing_t* orq = nta_outgoing_tcreate(
+        leg, Impl::onRequestResponse, reinterpret_cast<nta_outgoing_magic_t*>(request), nullptr,
+        SIP_METHOD_BYE, nullptr, SIPTAG_USER_AGENT_STR("sipwake-test-ua"), TAG_END());
+    if (!orq) throw std::runtime_error("SipTestUa::hangUpReceived: nta refused the BYE");
     request->orqs.push_back(orq);
     return request;
   });

@@ -99,6 +99,14 @@ class SipTestUa {
   void ack(int call);
   // Ends an established call; returns the BYE's final status (0 on timeout).
   int bye(int call, int timeout_ms = 5000);
+  // Another request within an established call (re-INVITE, UPDATE, INFO),
+  // with an optional body; a 2xx to a re-INVITE is ACKed. Returns the final
+  // status (0 on timeout); lastRequestResponses() has the answers.
+  int inDialog(int call, const std::string& method, const std::string& body = "",
+               const std::string& content_type = "application/sdp", int timeout_ms = 5000);
+  // UAS side: hangs up the latest INVITE this UA answered 2xx (BYE within
+  // its dialog). Returns the BYE's final status (0 on timeout).
+  int hangUpReceived(int timeout_ms = 5000);
 
   // ---------------------------------------------------- other requests
   // One non-INVITE request each; the final status (0 on timeout).
