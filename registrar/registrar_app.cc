@@ -219,6 +219,12 @@ int runRegistrar(const RegistrarConfig& config) {
   store.start();
   PushJobWriter push_writer(config.redis, config.instance);
   push_writer.start();
+  // A previous run that died left its ringing calls behind: their callers
+  // got no answer from us (the PBX timed them out). Count them, end them.
+  push_writer.sweepLostCalls(SystemClock::instance().now(), [&call_metrics](int lost) {
+    call_metrics.lost(lost);
+    if (lost > 0) log::warn("calls were ringing here when this instance last died", {{"calls", std::to_string(lost)}});
+  });
 
   SipThread sip_thread;
   std::unique_ptr<SipSide> sip_side;

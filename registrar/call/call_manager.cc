@@ -58,6 +58,11 @@ CallMetrics::CallMetrics(prometheus::Registry& registry) {
                        .Register(registry);
   messages_accepted_ = &messages.Add({{"result", "accepted"}});
   messages_refused_ = &messages.Add({{"result", "refused"}});
+  lost_ = &prometheus::BuildCounter()
+               .Name("registrar_calls_lost_total")
+               .Help("Calls that were ringing here when this instance died, found when it restarted")
+               .Register(registry)
+               .Add({});
   answer_latency_ = &prometheus::BuildHistogram()
                          .Name("registrar_invite_to_answer_seconds")
                          .Help("From the PBX's INVITE to a woken app's answer, relayed calls")

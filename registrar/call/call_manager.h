@@ -51,6 +51,8 @@ class CallMetrics {
   void invite(InviteResult result);
   void message(bool accepted);
   void answered(double seconds_since_invite) { answer_latency_->Observe(seconds_since_invite); }
+  // Ringing calls lost with a previous run of this instance (thread-safe).
+  void lost(int calls) { lost_->Increment(calls); }
 
  private:
   prometheus::Family<prometheus::Counter>* invites_;
@@ -58,6 +60,7 @@ class CallMetrics {
   prometheus::Counter* messages_accepted_;
   prometheus::Counter* messages_refused_;
   prometheus::Histogram* answer_latency_;
+  prometheus::Counter* lost_;
 };
 
 // Incoming requests on our Contacts: an INVITE rings the caller at once and

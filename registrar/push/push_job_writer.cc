@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "common/log/logger.h"
@@ -21,7 +22,7 @@ local devices = redis.call('HGET', KEYS[1], 'devices')
 if not devices then return false end
 if ARGV[1] == 'call' then
   if redis.call('HSETNX', KEYS[2], 'state', 'ringing') == 0 then return 'duplicate' end
-  redis.call('HSET', KEYS[2], 'instance', ARGV[2])
+  redis.call('HSET', KEYS[2], 'instance', ARGV[2], 'at', ARGV[4])
   redis.call('EXPIRE', KEYS[2], ARGV[3])
 elseif ARGV[1] == 'call_cancelled' then
   redis.call('HSET', KEYS[2], 'state', 'ended')
@@ -61,7 +62,7 @@ void PushJobWriter::stop() {
 void PushJobWriter::enqueue(PushRequest request) {
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back(Item{false, std::move(request)});
+    queue_.push_back(Item{false, std::move(request), nullptr, 0});
   }
   wake_.notify_one();
 }
@@ -114,7 +115,45 @@ void PushJobWriter::run() {
   }
 }
 
+void PushJobWriter::sweepLostCalls(Millis before, std::function<void(int)> done) {
+  Item item;
+  item.sweep_before = before;
+  item.swept = std::move(done);
+  item.request.expires_at = SystemClock::instance().now() + kMinute;
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(item));
+  }
+  wake_.notify_one();
+}
+
+int PushJobWriter::sweep(Millis before) {
+  int lost = 0;
+  std::string cursor = "0";
+  do {
+    redis::Reply page = redis_.command({"SCAN", cursor, "MATCH", "sipwake:call:*", "COUNT", "1000"});
+    if (!page.isArray() || page.size() != 2) throw redis::RedisUnavailable("SCAN: unexpected reply");
+    cursor = std::string(page.element(0).str());
+    redis::Reply keys = page.element(1);
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      std::string key(keys.element(i).str());
+      redis::Reply f = redis_.command({"HMGET", key, "state", "instance", "at"});
+      if (!f.isArray() || f.size() != 3) continue;
+      bool mine = f.element(0).str() == "ringing" && f.element(1).str() == instance_;
+      if (mine && std::atoll(std::string(f.element(2).str()).c_str()) < before) {
+        redis_.command({"HSET", key, "state", "ended"});
+        ++lost;
+      }
+    }
+  } while (cursor != "0");
+  return lost;
+}
+
 void PushJobWriter::write(const Item& item) {
+  if (item.swept) {
+    item.swept(sweep(item.sweep_before));
+    return;
+  }
   if (item.ended) {
     std::string key = callStateKey(item.request.binding_key, item.request.call_id);
     redis_.pipeline({{"HSET", key, "state", "ended"},
@@ -128,7 +167,8 @@ void PushJobWriter::writePush(const PushRequest& r) {
   redis::Reply reply = redis_.eval(
       fanout_script_,
       {bindingRedisKey(r.binding_key), callStateKey(r.binding_key, r.call_id)},
-      {r.type, instance_, std::to_string(kCallStateTtlSeconds)});
+      {r.type, instance_, std::to_string(kCallStateTtlSeconds),
+       std::to_string(SystemClock::instance().now())});
   if (reply.isError()) throw redis::RedisUnavailable(std::string(reply.str()));
   if (reply.isNil() || !reply.isArray()) {
     if (reply.str() != "duplicate") {

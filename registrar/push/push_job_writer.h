@@ -2,6 +2,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -27,12 +28,19 @@ class PushJobWriter final : public PushSink {
   // PushSink, called on the SIP thread.
   void enqueue(PushRequest request) override;
   void callEnded(const std::string& binding_key, const std::string& call_id) override;
+  // Calls this instance left ringing when it died (still "ringing" in Redis,
+  // started before `before`): marked ended, so pushgw stops retrying them,
+  // and counted through `done` (on the writer's thread) once Redis answers.
+  void sweepLostCalls(Millis before, std::function<void(int lost)> done);
 
  private:
   struct Item {
     bool ended = false;  // a callEnded marker rather than a push
     PushRequest request;
+    std::function<void(int)> swept;  // a sweep of lost calls rather than a push
+    Millis sweep_before = 0;
   };
+  int sweep(Millis before);
   void run();
   void write(const Item& item);
   void writePush(const PushRequest& request);

@@ -101,6 +101,7 @@ TEST_CASE("relay: the woken app answers, SDP passes unchanged, ACK and BYE cross
   SipTestUa app(RelayScenario::appOptions());
   SipInviteAnswer answer;
   answer.ring_first = true;
+  answer.early_sdp = kAppSdp + "a=x-early\r\n";  // 183 with early media
   answer.status = 200;
   answer.sdp = kAppSdp;
   answer.final_delay_ms = 200;
@@ -128,6 +129,11 @@ TEST_CASE("relay: the woken app answers, SDP passes unchanged, ACK and BYE cross
     app_ringing = app_ringing || (r.status == 180 && r.header("x-push-status").empty());
   }
   CHECK(app_ringing);
+  bool early_media = false;
+  for (const auto& r : s.caller.responses(call)) {
+    early_media = early_media || (r.status == 183 && r.body == kAppSdp + "a=x-early\r\n");
+  }
+  CHECK(early_media);
   CHECK(s.registrar.metric("registrar_invites_total", "result=\"answered\"") == 1);
   CHECK(s.registrar.metric("registrar_relay_legs_total", "result=\"offered\"") == 1);
   CHECK(s.registrar.metric("registrar_relay_legs_total", "result=\"answered\"") == 1);
@@ -287,4 +293,21 @@ TEST_CASE("relay: a registrar stopped during a relayed call exits cleanly", "[re
   REQUIRE(s.caller.finalStatus(call) == 200);
   s.caller.ack(call);
   s.registrar.stop();  // SIGTERM with the dialog up: a clean exit, checked by stop()
+}
+
+TEST_CASE("relay: a registrar that died with a call ringing counts it when it is back", "[relay]") {
+  RelayScenario s;
+  int call = s.call();
+  REQUIRE(s.caller.waitForResponse(call, [](const SipMessageRecord& r) {
+    return r.header("x-push-status") == "Alerting-Device";
+  }, 5000));
+  REQUIRE(!s.relayFromPush().empty());  // the call's state is in Redis
+  s.registrar.kill9();
+  s.registrar.start();
+  CHECK(waitUntil([&] { return s.registrar.metric("registrar_calls_lost_total") == 1; }, 5000));
+  RedisClient redis(s.redis.port());
+  auto keys = redis.keys("sipwake:call:*");
+  REQUIRE(keys.size() == 1);
+  CHECK(redis.hgetall(keys[0])["state"] == "ended");  // pushgw stops retrying it
+  REQUIRE(s.caller.cancel(call));
 }

@@ -471,6 +471,11 @@ void SipTestUa::Impl::answerInvite(nta_incoming_t* irq) {
     nta_incoming_treply(irq, SIP_180_RINGING, SIPTAG_CONTACT_STR(contact_header.c_str()),
                         TAG_END());
   }
+  if (!answer.early_sdp.empty()) {
+    nta_incoming_treply(irq, SIP_183_SESSION_PROGRESS, SIPTAG_CONTACT_STR(contact_header.c_str()),
+                        SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+                        SIPTAG_PAYLOAD_STR(answer.early_sdp.c_str()), TAG_END());
+  }
   if (answer.status < 200) {
     if (answer.status >= 100) {
       nta_incoming_treply(irq, answer.status, nullptr, SIPTAG_CONTACT_STR(contact_header.c_str()),

@@ -55,6 +55,7 @@ struct SipInviteAnswer {
   int status = 486;
   std::string sdp;          // body of a 2xx (application/sdp)
   bool ring_first = false;  // send "180 Ringing" at once
+  std::string early_sdp;    // then, when set, "183 Session Progress" with it (early media)
   int final_delay_ms = 0;   // then wait this long before the final answer
 };
 
