@@ -201,7 +201,7 @@ TEST_CASE("relay: a wrong password signs nothing in and nothing is relayed", "[r
   REQUIRE(s.caller.cancel(call));
 }
 
-TEST_CASE("relay: re-INVITE and INFO cross within the call, the app hangs up", "[relay]") {
+TEST_CASE("relay: re-INVITE, UPDATE and INFO cross both ways, the app hangs up", "[relay]") {
   RelayScenario s;
   SipTestUa app(RelayScenario::appOptions());
   app.setInviteAnswer(200, kAppSdp);
@@ -224,6 +224,24 @@ TEST_CASE("relay: re-INVITE and INFO cross within the call, the app hangs up", "
   const SipMessageRecord* info = s.received(app, "INFO");
   REQUIRE(info);
   CHECK(info->body == "Signal=5\r\n");
+
+  // UPDATE from the caller, and a re-INVITE and INFO from the app, cross too.
+  app.setRequestAnswer("UPDATE", 200);
+  CHECK(s.caller.inDialog(call, "UPDATE", hold) == 200);
+  REQUIRE(s.received(app, "UPDATE"));
+  SipInviteAnswer caller_answer;
+  caller_answer.status = 200;
+  caller_answer.sdp = kCallerSdp;
+  s.caller.setInviteAnswer(caller_answer);
+  s.caller.setRequestAnswer("INFO", 200);
+  const std::string app_hold = kAppSdp + "a=sendonly\r\n";
+  CHECK(app.inReceivedDialog("INVITE", app_hold) == 200);
+  CHECK(app.lastRequestResponses().back().body == kCallerSdp);
+  CHECK(s.caller.waitForRequest([&](const SipMessageRecord& r) {
+    return r.method == "INVITE" && r.body == app_hold;
+  }, 5000));
+  CHECK(app.inReceivedDialog("INFO", "Signal=1\r\n", "application/dtmf-relay") == 200);
+  CHECK(s.caller.waitForRequest([](const SipMessageRecord& r) { return r.method == "INFO"; }, 5000));
 
   // The app hangs up: the caller gets the BYE.
   CHECK(app.hangUpReceived() == 200);

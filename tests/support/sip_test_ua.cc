@@ -240,6 +240,7 @@ struct SipTestUa::Impl {
     nta_incoming_t* irq = nullptr;
     su_timer_t* timer = nullptr;
     SipInviteAnswer answer;
+    bool in_dialog = false;  // a re-INVITE, not a call
   };
 
   explicit Impl(SipTestUaOptions o) : options(std::move(o)) {}
@@ -286,7 +287,7 @@ struct SipTestUa::Impl {
   std::map<int, std::unique_ptr<Call>> calls;
   std::vector<std::unique_ptr<Request>> requests;
   std::vector<std::unique_ptr<ServerInvite>> server_invites;
-  std::vector<nta_leg_t*> uas_legs;  // dialogs of answered INVITEs we hung up
+  std::map<ServerInvite*, nta_leg_t*> uas_dialogs;  // our side of answered INVITEs' dialogs
 
   // Shared with test threads.
   mutable std::mutex mutex;
@@ -362,8 +363,8 @@ void SipTestUa::Impl::teardown() {
     last_request = nullptr;
   }
   requests.clear();
-  for (nta_leg_t* leg : uas_legs) nta_leg_destroy(leg);
-  uas_legs.clear();
+  for (auto& [si, leg] : uas_dialogs) nta_leg_destroy(leg);
+  uas_dialogs.clear();
   if (default_leg) nta_leg_destroy(default_leg);
   default_leg = nullptr;
   if (agent) nta_agent_destroy(agent);
@@ -463,6 +464,11 @@ void SipTestUa::Impl::answerInvite(nta_incoming_t* irq) {
   si.ua = this;
   si.irq = irq;
   si.answer = answer;
+  if (msg_t* msg = nta_incoming_getrequest(irq)) {
+    sip_t const* sip = sip_object(msg);
+    si.in_dialog = sip && sip->sip_to && sip->sip_to->a_tag;
+    msg_destroy(msg);
+  }
   // CANCEL and ACK of this INVITE come to onServerInviteEvent.
   nta_incoming_bind(irq, onServerInviteEvent, reinterpret_cast<nta_incoming_magic_t*>(&si));
   nta_incoming_tag(irq, nullptr);  // one To-tag for the 180 and the final answer
@@ -822,37 +828,57 @@ int SipTestUa::inDialog(int call, const std::string& method, const std::string& 
   return status;
 }
 
-int SipTestUa::hangUpReceived(int timeout_ms) {
+int SipTestUa::inReceivedDialog(const std::string& method, const std::string& body,
+                                const std::string& content_type, int timeout_ms) {
+  nta_leg_t* dialog = nullptr;
   Impl::Request* r = impl_->onThread([&] {
     Impl& ua = *impl_;
     Impl::ServerInvite* answered = nullptr;
     for (auto& si : ua.server_invites) {
       int st = nta_incoming_status(si->irq);
-      if (st >= 200 && st < 300) answered = si.get();
+      if (st >= 200 && st < 300 && !si->in_dialog) answered = si.get();
     }
-    if (!answered) throw std::logic_error("SipTestUa::hangUpReceived: no answered INVITE");
-    msg_t* msg = nta_incoming_getrequest(answered->irq);
-    sip_t const* sip = msg ? sip_object(msg) : nullptr;
-    if (!sip) throw std::runtime_error("SipTestUa::hangUpReceived: the INVITE is gone");
-    // Our side of its dialog: our To-tag, its route set and Contact.
-    nta_leg_t* leg = nta_leg_tcreate(ua.agent, nullptr, nullptr, SIPTAG_CALL_ID(sip->sip_call_id),
-                                     SIPTAG_FROM(sip->sip_to), SIPTAG_TO(sip->sip_from), TAG_END());
-    if (leg) {
-      nta_leg_tag(leg, nta_incoming_gettag(answered->irq));
-      nta_leg_server_route(leg, sip->sip_record_route, sip->sip_contact);
+    if (!answered) throw std::logic_error("SipTestUa::inReceivedDialog: no answered INVITE");
+    nta_leg_t*& leg = ua.uas_dialogs[answered];
+    if (!leg) {
+      msg_t* msg = nta_incoming_getrequest(answered->irq);
+      sip_t const* sip = msg ? sip_object(msg) : nullptr;
+      if (!sip) throw std::runtime_error("SipTestUa::inReceivedDialog: the INVITE is gone");
+      // Our side of its dialog: our To-tag, its route set and Contact.
+      leg = nta_leg_tcreate(ua.agent, nullptr, nullptr, SIPTAG_CALL_ID(sip->sip_call_id),
+                            SIPTAG_FROM(sip->sip_to), SIPTAG_TO(sip->sip_from), TAG_END());
+      if (leg) {
+        nta_leg_tag(leg, nta_incoming_gettag(answered->irq));
+        nta_leg_server_route(leg, sip->sip_record_route, sip->sip_contact);
+      }
+      msg_destroy(msg);
+      if (!leg) throw std::runtime_error("SipTestUa::inReceivedDialog: no dialog leg");
     }
-    msg_destroy(msg);
-    if (!leg) throw std::runtime_error("SipTestUa::hangUpReceived: no dialog leg");
-    ua.uas_legs.push_back(leg);
+    dialog = leg;
     Impl::Request* request = ua.newRequest();
+    std::string contact_header = "<" + ua.contact + ">";
+    bool has_body = !body.empty();
     nta_outgoing_t* orq = nta_outgoing_tcreate(
         leg, Impl::onRequestResponse, reinterpret_cast<nta_outgoing_magic_t*>(request), nullptr,
-        SIP_METHOD_BYE, nullptr, SIPTAG_USER_AGENT_STR("sipwake-test-ua"), TAG_END());
-    if (!orq) throw std::runtime_error("SipTestUa::hangUpReceived: nta refused the BYE");
+        sip_method_code(method.c_str()), method.c_str(), nullptr, SIPTAG_CONTACT_STR(contact_header.c_str()),
+        TAG_IF(has_body, SIPTAG_CONTENT_TYPE_STR(content_type.c_str())),
+        TAG_IF(has_body, SIPTAG_PAYLOAD_STR(body.c_str())), SIPTAG_USER_AGENT_STR("sipwake-test-ua"),
+        TAG_END());
+    if (!orq) throw std::runtime_error("SipTestUa::inReceivedDialog: nta refused the " + method);
     request->orqs.push_back(orq);
     return request;
   });
-  return impl_->waitRequest(r, timeout_ms);
+  int status = impl_->waitRequest(r, timeout_ms);
+  if (method == "INVITE" && status >= 200 && status < 300) {
+    std::string cseq = lastRequestResponses().back().header("cseq");
+    std::string ack_cseq = cseq.substr(0, cseq.find(' ')) + " ACK";
+    impl_->onThread([&] {
+      nta_outgoing_t* ack = nta_outgoing_tcreate(dialog, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr,
+                                                 SIPTAG_CSEQ_STR(ack_cseq.c_str()), TAG_END());
+      if (ack) nta_outgoing_destroy(ack);
+    });
+  }
+  return status;
 }
 
 int SipTestUa::message(const std::string& request_uri, const std::string& proxy,

@@ -105,9 +105,13 @@ class SipTestUa {
   // status (0 on timeout); lastRequestResponses() has the answers.
   int inDialog(int call, const std::string& method, const std::string& body = "",
                const std::string& content_type = "application/sdp", int timeout_ms = 5000);
-  // UAS side: hangs up the latest INVITE this UA answered 2xx (BYE within
-  // its dialog). Returns the BYE's final status (0 on timeout).
-  int hangUpReceived(int timeout_ms = 5000);
+  // UAS side: a request within the dialog of the latest INVITE this UA
+  // answered 2xx (re-INVITE, UPDATE, INFO, BYE); a 2xx to a re-INVITE is
+  // ACKed. Returns the final status (0 on timeout).
+  int inReceivedDialog(const std::string& method, const std::string& body = "",
+                       const std::string& content_type = "application/sdp", int timeout_ms = 5000);
+  // Hangs that call up: inReceivedDialog("BYE").
+  int hangUpReceived(int timeout_ms = 5000) { return inReceivedDialog("BYE", "", "", timeout_ms); }
 
   // ---------------------------------------------------- other requests
   // One non-INVITE request each; the final status (0 on timeout).
