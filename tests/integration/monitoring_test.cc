@@ -42,6 +42,12 @@ const std::set<std::string> kExportedMetrics = {"registrar_bindings",
                                                 "registrar_bindings_failed_total",
                                                 "registrar_invites_total",
                                                 "registrar_messages_total",
+                                                "registrar_device_registers_total",
+                                                "registrar_devices_signed_in",
+                                                "registrar_relay_legs_total",
+                                                "registrar_relayed_calls",
+                                                "registrar_invite_to_answer_seconds",
+                                                "registrar_calls_lost_total",
                                                 "pushgw_pushes_total",
                                                 "pushgw_push_latency_seconds",
                                                 "pushgw_tokens_removed_total",
@@ -205,8 +211,10 @@ TEST_CASE("a real Prometheus scraping the services has every metric the dashboar
   RedisServer redis;
   KamailioPbx pbx;
   PushTestSetup push;
+  // The device listener on, so its metrics and the relay's are exported too.
   RegistrarProcess registrar(redis.url(), {{"REGISTRAR_CALL_DEVICE_ACK_TIMEOUT", "4s"},
-                                           {"REGISTRAR_CALL_DEVICE_CONNECT_TIMEOUT", "3s"}});
+                                           {"REGISTRAR_CALL_DEVICE_CONNECT_TIMEOUT", "3s"},
+                                           {"REGISTRAR_DEVICE_LISTEN", "127.0.0.1:" + std::to_string(freePort())}});
   PushgwProcess pushgw(redis.url(), push.apps_file, "pushgw-1");
   SipTestUa caller;
   PrometheusServer prometheus(
