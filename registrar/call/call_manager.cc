@@ -154,8 +154,10 @@ void CallManager::onInvite(IncomingRequest request, const ContactDirectory::Owne
     onCancel(key, answered_elsewhere);
   });
   pushes_.enqueue(call->push);
-  call->offer = RelayOffer{request.call_id,      request.from_uri, request.from_name,
-                           request.to_uri,       request.content_type, request.body};
+  if (relay_) {  // the SDP is kept only when an app may take the call
+    call->offer = RelayOffer{request.call_id,      request.from_uri, request.from_name,
+                             request.to_uri,       request.content_type, request.body};
+  }
   Call& ref = *call;
   calls_.emplace(key, std::move(call));
   arm(ref, now + policy_.device_ack_timeout);

@@ -10,14 +10,15 @@ bool DeviceRegistry::usable(const DeviceRegistration& r, Millis now) const {
 
 void DeviceRegistry::add(DeviceRegistration registration) {
   auto& list = by_binding_[registration.binding_key];
-  std::erase_if(list, [&](const DeviceRegistration& r) { return r.contact == registration.contact; });
+  count_ -= std::erase_if(list, [&](const DeviceRegistration& r) { return r.contact == registration.contact; });
   list.push_back(std::move(registration));
+  ++count_;
 }
 
 void DeviceRegistry::remove(const std::string& binding_key, const std::string& contact) {
   auto it = by_binding_.find(binding_key);
   if (it == by_binding_.end()) return;
-  std::erase_if(it->second, [&](const DeviceRegistration& r) { return r.contact == contact; });
+  count_ -= std::erase_if(it->second, [&](const DeviceRegistration& r) { return r.contact == contact; });
   if (it->second.empty()) by_binding_.erase(it);
 }
 
@@ -25,7 +26,7 @@ std::vector<DeviceRegistration> DeviceRegistry::live(const std::string& binding_
   auto it = by_binding_.find(binding_key);
   if (it == by_binding_.end()) return {};
   Millis now = clock_.now();
-  std::erase_if(it->second, [&](const DeviceRegistration& r) { return !usable(r, now); });
+  count_ -= std::erase_if(it->second, [&](const DeviceRegistration& r) { return !usable(r, now); });
   std::vector<DeviceRegistration> out = it->second;
   if (it->second.empty()) by_binding_.erase(it);
   return out;
@@ -33,13 +34,11 @@ std::vector<DeviceRegistration> DeviceRegistry::live(const std::string& binding_
 
 std::size_t DeviceRegistry::sweep() {
   Millis now = clock_.now();
-  std::size_t left = 0;
   for (auto it = by_binding_.begin(); it != by_binding_.end();) {
-    std::erase_if(it->second, [&](const DeviceRegistration& r) { return !usable(r, now); });
-    left += it->second.size();
+    count_ -= std::erase_if(it->second, [&](const DeviceRegistration& r) { return !usable(r, now); });
     it = it->second.empty() ? by_binding_.erase(it) : std::next(it);
   }
-  return left;
+  return count_;
 }
 
 }  // namespace sipwake::registrar

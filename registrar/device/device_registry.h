@@ -38,12 +38,15 @@ class DeviceRegistry {
   std::vector<DeviceRegistration> live(const std::string& binding_key);
   // Drops every dead or expired registration; returns how many are left.
   std::size_t sweep();
+  // Registrations held, some possibly dead since the last sweep.
+  std::size_t size() const { return count_; }
 
  private:
   bool usable(const DeviceRegistration& r, Millis now) const;
 
   Clock& clock_;
   std::map<std::string, std::vector<DeviceRegistration>> by_binding_;
+  std::size_t count_ = 0;
 };
 
 }  // namespace sipwake::registrar

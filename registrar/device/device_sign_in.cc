@@ -86,7 +86,7 @@ void DeviceSignIn::onRegister(const DeviceRegister& request, ServerTransaction& 
     registry_.remove(secret->binding_key, request.contact);
     transaction.respond(200, "OK");
     count("removed");
-    sweep();
+    if (connected_) connected_->Set(static_cast<double>(registry_.size()));
     return;
   }
   registry_.add({secret->binding_key, request.contact, request.connection,
@@ -95,7 +95,8 @@ void DeviceSignIn::onRegister(const DeviceRegister& request, ServerTransaction& 
   count("ok");
   log::info("device signed in", {{"binding", secret->binding_key},
                                  {"peer", request.connection ? request.connection->peer() : ""}});
-  sweep();
+  // The gauge follows at once; closed connections leave it at the next sweep.
+  if (connected_) connected_->Set(static_cast<double>(registry_.size()));
   if (on_signed_in_) on_signed_in_(secret->binding_key);
 }
 

@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <sstream>
 #include <stdexcept>
 
 #include "tests/support/process.h"
@@ -356,6 +357,20 @@ bool waitForReadyz(ChildProcess& process, std::uint16_t port, int timeout_ms) {
         }
       },
       timeout_ms, 50);
+}
+
+double sumMetric(const std::string& exposition, const std::string& name, const std::string& label_filter) {
+  std::istringstream in(exposition);
+  std::string line;
+  double sum = 0;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#' || line.compare(0, name.size(), name) != 0) continue;
+    char next = line.size() > name.size() ? line[name.size()] : ' ';
+    if (next != '{' && next != ' ') continue;
+    if (!label_filter.empty() && line.find(label_filter) == std::string::npos) continue;
+    sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
 }
 
 }  // namespace sipwake::testing

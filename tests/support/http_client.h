@@ -65,6 +65,11 @@ class HttpClient {
 
 class ChildProcess;
 
+// The sum of the samples of metric `name` in a Prometheus text exposition
+// whose label set contains `label_filter` (e.g. result="ok"); 0 when none.
+double sumMetric(const std::string& exposition, const std::string& name,
+                 const std::string& label_filter = "");
+
 // Polls GET /readyz on 127.0.0.1:port until it answers 200 (-> true), the
 // process exits or timeout_ms passes (-> false).
 bool waitForReadyz(ChildProcess& process, std::uint16_t port, int timeout_ms = 15000);

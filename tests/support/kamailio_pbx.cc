@@ -171,22 +171,13 @@ KamailioPbx::KamailioPbx(KamailioPbxOptions options) : options_(std::move(option
     options_.tls_cert_file = certs.server_cert_file;
     options_.tls_key_file = certs.server_key_file;
   }
-  // A port checked free by freePort() can still be taken (by an outgoing
-  // connection's ephemeral port) before Kamailio binds it: try new ones.
-  for (int attempt = 1;; ++attempt) {
-    port_ = freePort();
-    tls_port_ = options_.tls ? freePort() : 0;
-    writeConfig();
-    try {
-      start();
-      return;
-    } catch (const std::runtime_error& e) {
-      if (attempt == 3 ||
-          std::string(e.what()).find("Address already in use") == std::string::npos) {
-        throw;
-      }
-    }
-  }
+  startOnFreePorts(
+      [this] {
+        port_ = freePort();
+        tls_port_ = options_.tls ? freePort() : 0;
+        writeConfig();
+      },
+      [this] { start(); });
 }
 
 KamailioPbx::~KamailioPbx() {

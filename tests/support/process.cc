@@ -314,4 +314,17 @@ std::string stopAndCheckExit(ChildProcess& process, const std::string& name) {
   return "";
 }
 
+void startOnFreePorts(const std::function<void()>& choose_ports, const std::function<void()>& start,
+                      const std::string& in_use_text) {
+  for (int attempt = 1;; ++attempt) {
+    choose_ports();
+    try {
+      start();
+      return;
+    } catch (const std::runtime_error& e) {
+      if (attempt == 3 || std::string(e.what()).find(in_use_text) == std::string::npos) throw;
+    }
+  }
+}
+
 }  // namespace sipwake::testing

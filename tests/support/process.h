@@ -84,6 +84,13 @@ std::string stopAndCheckExit(ChildProcess& process, const std::string& name);
 // process.
 uint16_t freePort();
 
+// A port checked free by freePort() can still be taken (by an outgoing
+// connection's ephemeral port) before a server binds it. Calls
+// choose_ports() then start(), up to 3 times while start() throws a
+// std::runtime_error whose text contains `in_use_text`.
+void startOnFreePorts(const std::function<void()>& choose_ports, const std::function<void()>& start,
+                      const std::string& in_use_text = "Address already in use");
+
 // Polls `pred` every poll_ms until it returns true (-> true) or timeout_ms
 // passes (-> false; pred is evaluated one last time at the deadline).
 bool waitUntil(std::function<bool()> pred, int timeout_ms, int poll_ms = 20);

@@ -30,20 +30,7 @@ std::string formEncode(const std::string& value) {
 
 PrometheusServer::PrometheusServer(std::vector<PrometheusTarget> targets, std::string rule_file)
     : targets_(std::move(targets)), rule_file_(std::move(rule_file)), port_(freePort()) {
-  // A port checked free by freePort() can still be taken before Prometheus
-  // binds it: try new ones.
-  for (int attempt = 1;; ++attempt) {
-    try {
-      start();
-      return;
-    } catch (const std::runtime_error& e) {
-      if (attempt == 3 ||
-          std::string(e.what()).find("address already in use") == std::string::npos) {
-        throw;
-      }
-      port_ = freePort();
-    }
-  }
+  startOnFreePorts([this] { port_ = freePort(); }, [this] { start(); }, "address already in use");
 }
 
 PrometheusServer::~PrometheusServer() = default;

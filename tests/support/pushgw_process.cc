@@ -70,17 +70,7 @@ std::string PushgwProcess::metricsText() {
 }
 
 double PushgwProcess::metric(const std::string& name, const std::string& label_filter) {
-  std::istringstream in(metricsText());
-  std::string line;
-  double sum = 0;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#' || line.compare(0, name.size(), name) != 0) continue;
-    char next = line.size() > name.size() ? line[name.size()] : ' ';
-    if (next != '{' && next != ' ') continue;
-    if (!label_filter.empty() && line.find(label_filter) == std::string::npos) continue;
-    sum += std::stod(line.substr(line.rfind(' ') + 1));
-  }
-  return sum;
+  return sumMetric(metricsText(), name, label_filter);
 }
 
 }  // namespace sipwake::testing

@@ -64,20 +64,7 @@ void flatten(const RedisReply& r, std::string& out) {
 
 RedisServer::RedisServer(RedisServerOptions options)
     : options_(std::move(options)), port_(freePort()) {
-  // A port checked free by freePort() can still be taken before redis binds
-  // it: try new ones.
-  for (int attempt = 1;; ++attempt) {
-    try {
-      start();
-      return;
-    } catch (const std::runtime_error& e) {
-      if (attempt == 3 ||
-          std::string(e.what()).find("Address already in use") == std::string::npos) {
-        throw;
-      }
-      port_ = freePort();
-    }
-  }
+  startOnFreePorts([this] { port_ = freePort(); }, [this] { start(); });
 }
 
 RedisServer::~RedisServer() = default;  // ChildProcess: SIGTERM, then SIGKILL.

@@ -529,14 +529,32 @@ int SipTestUa::Impl::onServerInviteEvent(nta_incoming_magic_t* magic, nta_incomi
 
 // ------------------------------------------------------------ client side
 
-int SipTestUa::Impl::onInviteResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
-                                      const sip_t* sip) {
+namespace {
+
+// A response as received; a local one (timeout, transport error) has no status line.
+SipMessageRecord responseRecord(nta_outgoing_t* orq, const sip_t* sip) {
   double at = nowSeconds();
-  auto* c = reinterpret_cast<Call*>(magic);
   msg_t* msg = nta_outgoing_getresponse(orq);
   SipMessageRecord record = recordOf(msg, sip, at);
   if (msg) msg_destroy(msg);
   if (!sip || !sip->sip_status) record.status = nta_outgoing_status(orq);
+  return record;
+}
+
+// ACKs a re-INVITE's 2xx within `leg` (the CSeq is the re-INVITE's).
+void ackReInvite(nta_leg_t* leg, const std::string& invite_cseq) {
+  std::string ack_cseq = invite_cseq.substr(0, invite_cseq.find(' ')) + " ACK";
+  nta_outgoing_t* ack = nta_outgoing_tcreate(leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr,
+                                             SIPTAG_CSEQ_STR(ack_cseq.c_str()), TAG_END());
+  if (ack) nta_outgoing_destroy(ack);
+}
+
+}  // namespace
+
+int SipTestUa::Impl::onInviteResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
+                                      const sip_t* sip) {
+  auto* c = reinterpret_cast<Call*>(magic);
+  SipMessageRecord record = responseRecord(orq, sip);
   int status = record.status;
   if (status >= 200 && status < 300 && sip && !record.local && !c->routed) {
     // The dialog: remote tag, route set from Record-Route, target from Contact.
@@ -565,12 +583,8 @@ int SipTestUa::Impl::onCancelResponse(nta_outgoing_magic_t* magic, nta_outgoing_
 
 int SipTestUa::Impl::onRequestResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
                                        const sip_t* sip) {
-  double at = nowSeconds();
   auto* r = reinterpret_cast<Request*>(magic);
-  msg_t* msg = nta_outgoing_getresponse(orq);
-  SipMessageRecord record = recordOf(msg, sip, at);
-  if (msg) msg_destroy(msg);
-  if (!sip || !sip->sip_status) record.status = nta_outgoing_status(orq);
+  SipMessageRecord record = responseRecord(orq, sip);
   int status = record.status;
   {
     std::lock_guard lock(r->ua->mutex);
@@ -798,40 +812,17 @@ int SipTestUa::bye(int call, int timeout_ms) {
 
 int SipTestUa::inDialog(int call, const std::string& method, const std::string& body,
                         const std::string& content_type, int timeout_ms) {
-  Impl::Request* r = impl_->onThread([&] {
+  nta_leg_t* leg = impl_->onThread([&] {
     Impl::Call& c = impl_->call(call);
     if (!c.routed) throw std::logic_error("SipTestUa::inDialog: no dialog");
-    Impl::Request* request = impl_->newRequest();
-    std::string contact_header = "<" + impl_->contact + ">";
-    bool has_body = !body.empty();
-    nta_outgoing_t* orq = nta_outgoing_tcreate(
-        c.leg, Impl::onRequestResponse, reinterpret_cast<nta_outgoing_magic_t*>(request), nullptr,
-        sip_method_code(method.c_str()), method.c_str(), nullptr, SIPTAG_CONTACT_STR(contact_header.c_str()),
-        TAG_IF(has_body, SIPTAG_CONTENT_TYPE_STR(content_type.c_str())),
-        TAG_IF(has_body, SIPTAG_PAYLOAD_STR(body.c_str())), SIPTAG_USER_AGENT_STR("sipwake-test-ua"),
-        TAG_END());
-    if (!orq) throw std::runtime_error("SipTestUa::inDialog: nta refused the " + method);
-    request->orqs.push_back(orq);
-    return request;
+    return c.leg;
   });
-  int status = impl_->waitRequest(r, timeout_ms);
-  if (method == "INVITE" && status >= 200 && status < 300) {
-    std::string cseq = lastRequestResponses().back().header("cseq");
-    std::string ack_cseq = cseq.substr(0, cseq.find(' ')) + " ACK";
-    impl_->onThread([&] {
-      Impl::Call& c = impl_->call(call);
-      nta_outgoing_t* ack = nta_outgoing_tcreate(c.leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr,
-                                                 SIPTAG_CSEQ_STR(ack_cseq.c_str()), TAG_END());
-      if (ack) nta_outgoing_destroy(ack);
-    });
-  }
-  return status;
+  return requestInDialog(leg, method, body, content_type, timeout_ms);
 }
 
 int SipTestUa::inReceivedDialog(const std::string& method, const std::string& body,
                                 const std::string& content_type, int timeout_ms) {
-  nta_leg_t* dialog = nullptr;
-  Impl::Request* r = impl_->onThread([&] {
+  nta_leg_t* dialog = impl_->onThread([&] {
     Impl& ua = *impl_;
     Impl::ServerInvite* answered = nullptr;
     for (auto& si : ua.server_invites) {
@@ -840,23 +831,29 @@ int SipTestUa::inReceivedDialog(const std::string& method, const std::string& bo
     }
     if (!answered) throw std::logic_error("SipTestUa::inReceivedDialog: no answered INVITE");
     nta_leg_t*& leg = ua.uas_dialogs[answered];
-    if (!leg) {
-      msg_t* msg = nta_incoming_getrequest(answered->irq);
-      sip_t const* sip = msg ? sip_object(msg) : nullptr;
-      if (!sip) throw std::runtime_error("SipTestUa::inReceivedDialog: the INVITE is gone");
-      // Our side of its dialog: our To-tag, its route set and Contact.
-      leg = nta_leg_tcreate(ua.agent, nullptr, nullptr, SIPTAG_CALL_ID(sip->sip_call_id),
-                            SIPTAG_FROM(sip->sip_to), SIPTAG_TO(sip->sip_from), TAG_END());
-      if (leg) {
-        nta_leg_tag(leg, nta_incoming_gettag(answered->irq));
-        nta_leg_server_route(leg, sip->sip_record_route, sip->sip_contact);
-      }
-      msg_destroy(msg);
-      if (!leg) throw std::runtime_error("SipTestUa::inReceivedDialog: no dialog leg");
+    if (leg) return leg;
+    msg_t* msg = nta_incoming_getrequest(answered->irq);
+    sip_t const* sip = msg ? sip_object(msg) : nullptr;
+    if (!sip) throw std::runtime_error("SipTestUa::inReceivedDialog: the INVITE is gone");
+    // Our side of its dialog: our To-tag, its route set and Contact.
+    leg = nta_leg_tcreate(ua.agent, nullptr, nullptr, SIPTAG_CALL_ID(sip->sip_call_id),
+                          SIPTAG_FROM(sip->sip_to), SIPTAG_TO(sip->sip_from), TAG_END());
+    if (leg) {
+      nta_leg_tag(leg, nta_incoming_gettag(answered->irq));
+      nta_leg_server_route(leg, sip->sip_record_route, sip->sip_contact);
     }
-    dialog = leg;
-    Impl::Request* request = ua.newRequest();
-    std::string contact_header = "<" + ua.contact + ">";
+    msg_destroy(msg);
+    if (!leg) throw std::runtime_error("SipTestUa::inReceivedDialog: no dialog leg");
+    return leg;
+  });
+  return requestInDialog(dialog, method, body, content_type, timeout_ms);
+}
+
+int SipTestUa::requestInDialog(nta_leg_t* leg, const std::string& method, const std::string& body,
+                               const std::string& content_type, int timeout_ms) {
+  Impl::Request* r = impl_->onThread([&] {
+    Impl::Request* request = impl_->newRequest();
+    std::string contact_header = "<" + impl_->contact + ">";
     bool has_body = !body.empty();
     nta_outgoing_t* orq = nta_outgoing_tcreate(
         leg, Impl::onRequestResponse, reinterpret_cast<nta_outgoing_magic_t*>(request), nullptr,
@@ -864,19 +861,14 @@ int SipTestUa::inReceivedDialog(const std::string& method, const std::string& bo
         TAG_IF(has_body, SIPTAG_CONTENT_TYPE_STR(content_type.c_str())),
         TAG_IF(has_body, SIPTAG_PAYLOAD_STR(body.c_str())), SIPTAG_USER_AGENT_STR("sipwake-test-ua"),
         TAG_END());
-    if (!orq) throw std::runtime_error("SipTestUa::inReceivedDialog: nta refused the " + method);
+    if (!orq) throw std::runtime_error("SipTestUa: nta refused the in-dialog " + method);
     request->orqs.push_back(orq);
     return request;
   });
   int status = impl_->waitRequest(r, timeout_ms);
   if (method == "INVITE" && status >= 200 && status < 300) {
     std::string cseq = lastRequestResponses().back().header("cseq");
-    std::string ack_cseq = cseq.substr(0, cseq.find(' ')) + " ACK";
-    impl_->onThread([&] {
-      nta_outgoing_t* ack = nta_outgoing_tcreate(dialog, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr,
-                                                 SIPTAG_CSEQ_STR(ack_cseq.c_str()), TAG_END());
-      if (ack) nta_outgoing_destroy(ack);
-    });
+    impl_->onThread([&] { ackReInvite(leg, cseq); });
   }
   return status;
 }

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+struct nta_leg_s;  // sofia-sip's nta_leg_t
+
 namespace sipwake::testing {
 
 // One SIP message as received.
@@ -150,6 +152,9 @@ class SipTestUa {
 
  private:
   struct Impl;
+  // Sends `method` within the dialog of `leg` (an nta_leg_t*) and waits for its answer.
+  int requestInDialog(::nta_leg_s* leg, const std::string& method, const std::string& body,
+                      const std::string& content_type, int timeout_ms);
   std::unique_ptr<Impl> impl_;
 };
 

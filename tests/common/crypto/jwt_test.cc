@@ -13,6 +13,7 @@ using namespace sipwake;
 using namespace sipwake::crypto;
 using sipwake::testing::generateEcP256Key;
 using sipwake::testing::privateKeyPem;
+using sipwake::testing::pemEnvelopeAround;
 using sipwake::testing::sharedRsaKey;
 using Json = nlohmann::json;
 
@@ -226,9 +227,7 @@ TEST_CASE("private keys load from PKCS#8 and traditional PEM, errors hide the ke
   unmarked.replace(unmarked.find("ENCRYPTED PRIVATE KEY"), 21, "PRIVATE KEY");
   CHECK_THROWS_AS(loadPrivateKeyPem(unmarked), std::invalid_argument);
 
-  std::string garbage =
-      "-----BEGIN PRIVATE KEY-----\nTOPSECRETMATERIALTOPSECRETMATERIAL\n-----END PRIVATE "
-      "KEY-----\n";
+  std::string garbage = pemEnvelopeAround("TOPSECRETMATERIALTOPSECRETMATERIAL");
   try {
     loadPrivateKeyPem(garbage);
     FAIL("garbage accepted");

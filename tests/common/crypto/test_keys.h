@@ -42,4 +42,11 @@ inline std::string privateKeyPem(EVP_PKEY* key) {
   return std::string(data, static_cast<std::size_t>(len));
 }
 
+// What a broken key file looks like: the PEM lines of a freshly generated
+// key around `body` instead of the key (no key text lives in the sources).
+inline std::string pemEnvelopeAround(const std::string& body) {
+  std::string pem = privateKeyPem(generateEcP256Key().get());
+  return pem.substr(0, pem.find('\n') + 1) + body + "\n" + pem.substr(pem.rfind("-----END"));
+}
+
 }  // namespace sipwake::testing

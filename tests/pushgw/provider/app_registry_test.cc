@@ -9,6 +9,7 @@
 
 using namespace sipwake;
 using namespace sipwake::pushgw;
+using sipwake::testing::pemEnvelopeAround;
 using Json = nlohmann::json;
 
 namespace {
@@ -203,8 +204,7 @@ TEST_CASE("apps file: key files are loaded, checked, and must be private", "[app
                Catch::Contains(f) && Catch::Contains("readable by other users"));
   }
   SECTION("a .p8 that is not a key, and never its content in the error") {
-    d.writeSecret("AuthKey_KEY1234567.p8",
-                  "-----BEGIN PRIVATE KEY-----\nSECRETSECRETSECRET\n-----END PRIVATE KEY-----\n");
+    d.writeSecret("AuthKey_KEY1234567.p8", pemEnvelopeAround("SECRETSECRETSECRET"));
     std::string error = d.errorOf(apns_only);
     CHECK_THAT(error, Catch::Contains(a) && Catch::Contains("not a valid PEM private key"));
     CHECK(error.find("SECRETSECRET") == std::string::npos);

@@ -5,33 +5,14 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/support/scripted_transaction.h"
+
 using namespace sipwake;
 using namespace sipwake::registrar;
+using sipwake::testing::Answer;
+using sipwake::testing::ScriptedTransaction;
 
 namespace {
-
-struct Answer {
-  int status;
-  std::string reason;
-  SipHeaders headers;
-  std::string header(const std::string& name) const {
-    for (const auto& [k, v] : headers) {
-      if (k == name) return v;
-    }
-    return "";
-  }
-};
-
-// Records what call handling answers; lets the test fire a CANCEL.
-struct ScriptedTransaction : ServerTransaction {
-  explicit ScriptedTransaction(std::vector<Answer>& log) : log(log) {}
-  void respond(int status, std::string_view reason, const SipHeaders& headers) override {
-    log.push_back({status, std::string(reason), headers});
-  }
-  void onCancel(std::function<void(bool)> handler) override { cancel = std::move(handler); }
-  std::vector<Answer>& log;
-  std::function<void(bool)> cancel;
-};
 
 struct RecordingPushes : PushSink {
   void enqueue(PushRequest r) override { pushed.push_back(std::move(r)); }

@@ -7,31 +7,14 @@
 #include <catch2/catch.hpp>
 
 #include "registrar/registration/digest_auth.h"
+#include "tests/support/scripted_transaction.h"
 
 using namespace sipwake;
 using namespace sipwake::registrar;
+using sipwake::testing::Answer;
+using sipwake::testing::ScriptedTransaction;
 
 namespace {
-
-struct Answer {
-  int status;
-  std::string reason;
-  SipHeaders headers;
-  std::string header(const std::string& name) const {
-    for (const auto& [k, v] : headers) {
-      if (k == name) return v;
-    }
-    return "";
-  }
-};
-
-struct RecordingTransaction : ServerTransaction {
-  void respond(int status, std::string_view reason, const SipHeaders& headers) override {
-    answers.push_back({status, std::string(reason), headers});
-  }
-  void onCancel(std::function<void(bool)>) override {}
-  std::vector<Answer> answers;
-};
 
 struct OneSecret : DeviceSecrets {
   std::optional<DeviceSecret> deviceSecret(std::string_view token, std::string_view realm) override {
@@ -68,13 +51,14 @@ struct Fixture {
       DigestInput in{user, password, "REGISTER", "sip:127.0.0.1", "", 1, "cnonce1", ""};
       r.authorization = buildDigestAuthorization(*last_challenge, in);
     }
-    RecordingTransaction t;
+    std::vector<Answer> answers;
+    ScriptedTransaction t(answers);
     sign_in.onRegister(r, t);
-    REQUIRE(t.answers.size() == 1);
-    if (t.answers[0].status == 401) {
-      last_challenge = parseDigestChallenge(t.answers[0].header("WWW-Authenticate"), false);
+    REQUIRE(answers.size() == 1);
+    if (answers[0].status == 401) {
+      last_challenge = parseDigestChallenge(answers[0].header("WWW-Authenticate"), false);
     }
-    return t.answers[0];
+    return answers[0];
   }
 
   ManualClock clock;

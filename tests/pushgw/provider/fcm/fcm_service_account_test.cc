@@ -8,6 +8,7 @@
 
 using namespace sipwake;
 using namespace sipwake::pushgw;
+using sipwake::testing::pemEnvelopeAround;
 using sipwake::testing::serviceAccountJson;
 using sipwake::testing::sharedRsaKeyPem;
 using Json = nlohmann::json;
@@ -64,7 +65,7 @@ TEST_CASE("service accounts: errors name the field and never show the key", "[fc
   // A key that does not parse: the message names the field, not its text.
   std::string body = pem.substr(pem.find('\n') + 1, 40);
   doc = serviceAccountJson(pem);
-  doc["private_key"] = "-----BEGIN PRIVATE KEY-----\n" + body + "\n-----END PRIVATE KEY-----\n";
+  doc["private_key"] = pemEnvelopeAround(body);
   std::string error = errorOf(doc.dump());
   CHECK_THAT(error, Catch::Contains("'private_key' is not a valid PEM private key"));
   CHECK(error.find(body.substr(0, 20)) == std::string::npos);
