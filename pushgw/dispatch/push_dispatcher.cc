@@ -84,8 +84,14 @@ void PushDispatcher::onOutcome(const AttemptPtr& a, const ClassifiedResponse& ou
       finish(a, "delivered");
       return;
     case PushOutcome::InvalidToken:
-      metrics_.tokenRemoved(provider);
-      feedback_.removeToken(a->job, [](bool) {});
+      // Counted when it really left the binding: a second push that raced
+      // the removal gets its own 410, but there was one token.
+      feedback_.removeToken(a->job, [this, provider, alive = std::weak_ptr<int>(alive_)](bool removed) {
+        if (!removed) return;
+        loop_.post([this, provider, alive] {
+          if (!alive.expired()) metrics_.tokenRemoved(provider);
+        });
+      });
       finish(a, "invalid_token");
       return;
     case PushOutcome::RefreshCredentials:
