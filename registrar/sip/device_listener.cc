@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "registrar/sip/nta_server_transaction.h"
+#include "registrar/sip/sip_text.h"
 #include "registrar/sip/sip_thread.h"
 #include "registrar/sip/sofia_includes.h"
 #include "registrar/sip/tls_certificate_dir.h"
@@ -21,10 +22,6 @@ struct DeviceListenerState {
 };
 
 namespace {
-
-std::string bracketed(const std::string& host) {
-  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
-}
 
 // An app's TCP connection, held by a reference to sofia's transport.
 class TportConnection final : public DeviceConnection {

@@ -7,6 +7,7 @@
 
 #include "common/crypto/random.h"
 #include "registrar/sip/sip_agent.h"
+#include "registrar/sip/sip_text.h"
 #include "registrar/sip/sip_thread.h"
 #include "registrar/sip/sofia_includes.h"
 
@@ -40,15 +41,11 @@ std::string challengeText(const msg_auth_t* au) {
   return text;
 }
 
+// Where the PBX answered from: INVITEs must come from there (strict source).
 std::string sourceIpOf(nta_outgoing_t* orq) {
   msg_t* response = nta_outgoing_getresponse(orq);  // a new reference
   if (!response) return {};
-  std::string ip;
-  if (su_addrinfo_t* ai = msg_addrinfo(response); ai && ai->ai_addr) {
-    char text[INET6_ADDRSTRLEN] = {};
-    auto* sa = reinterpret_cast<su_sockaddr_t*>(ai->ai_addr);
-    if (su_inet_ntop(sa->su_family, SU_ADDR(sa), text, sizeof text)) ip = text;
-  }
+  std::string ip = sourceIp(response);
   msg_destroy(response);
   return ip;
 }

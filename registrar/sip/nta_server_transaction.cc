@@ -1,33 +1,8 @@
 #include "registrar/sip/nta_server_transaction.h"
 
-#include <arpa/inet.h>
 #include <strings.h>
 
 namespace sipwake::registrar {
-
-std::string sofiaText(const char* s) { return s ? s : ""; }
-
-std::string sofiaUrl(const url_t* url) {
-  if (!url) return {};
-  char buffer[512];
-  if (url_e(buffer, sizeof buffer, url) < 0) return {};
-  return buffer;
-}
-
-std::string unquote(std::string s) {
-  if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
-  return s;
-}
-
-std::string sourceIp(msg_t* msg) {
-  std::string ip;
-  if (su_addrinfo_t* ai = msg_addrinfo(msg); ai && ai->ai_addr) {
-    char buffer[INET6_ADDRSTRLEN] = {};
-    auto* sa = reinterpret_cast<su_sockaddr_t*>(ai->ai_addr);
-    if (su_inet_ntop(sa->su_family, SU_ADDR(sa), buffer, sizeof buffer)) ip = buffer;
-  }
-  return ip;
-}
 
 NtaServerTransaction::NtaServerTransaction(nta_incoming_t* irq) : irq_(irq) {
   // One To-tag for every answer of this transaction (180s and the final).

@@ -5,15 +5,10 @@
 #include <string_view>
 
 #include "registrar/call/incoming_request.h"
+#include "registrar/sip/sip_text.h"
 #include "registrar/sip/sofia_includes.h"
 
 namespace sipwake::registrar {
-
-// Small readers of sofia's parsed messages, shared by the listeners.
-std::string sofiaText(const char* s);
-std::string sofiaUrl(const url_t* url);  // "" when it does not fit 512 bytes
-std::string unquote(std::string s);
-std::string sourceIp(msg_t* msg);        // where a received message came from
 
 // One nta server transaction. Its destruction releases the transaction to
 // nta, which keeps it for retransmissions as long as SIP requires; one left

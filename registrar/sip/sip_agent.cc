@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "common/log/logger.h"
+#include "registrar/sip/sip_text.h"
 #include "registrar/sip/sip_thread.h"
 #include "registrar/sip/tls_certificate_dir.h"
 #include "registrar/sip/sofia_includes.h"
@@ -23,10 +24,6 @@ struct SipAgentState {
 };
 
 namespace {
-
-std::string bracketed(const std::string& host) {
-  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
-}
 
 // Requests that match no transaction: what PBXs send to our Contacts.
 // Incoming calls are handled by a later layer; until then we answer
