@@ -162,19 +162,20 @@ class Kamailio:
 
 
 class Registrar:
-    def __init__(self, workdir, redis_url, rate, max_in_flight):
-        self.dir = os.path.join(workdir, "registrar")
+    def __init__(self, workdir, redis_url, rate, max_in_flight, name="bench", keys=None, extra_env=None):
+        self.dir = os.path.join(workdir, "registrar" if name == "bench" else name)
         os.makedirs(self.dir, exist_ok=True)
-        keys = os.path.join(self.dir, "keys")
-        with open(keys, "w") as f:
-            f.write("k1 " + __import__("base64").b64encode(os.urandom(32)).decode() + "\n")
-        os.chmod(keys, 0o600)
+        if keys is None:  # instances of one cluster share one key file
+            keys = os.path.join(self.dir, "keys")
+            with open(keys, "w") as f:
+                f.write("k1 " + __import__("base64").b64encode(os.urandom(32)).decode() + "\n")
+            os.chmod(keys, 0o600)
         api_keys = os.path.join(self.dir, "api_keys")
         with open(api_keys, "w") as f:
             f.write(f"bench {API_KEY}\n")
         self.api_port, self.metrics_port, self.sip_port = free_port(), free_port(), free_port()
         self.env = dict(os.environ,
-                        REGISTRAR_INSTANCE="bench",
+                        REGISTRAR_INSTANCE=name,
                         REGISTRAR_REDIS_URL=redis_url,
                         REGISTRAR_API_LISTEN=f"127.0.0.1:{self.api_port}",
                         REGISTRAR_METRICS_LISTEN=f"127.0.0.1:{self.metrics_port}",
@@ -183,7 +184,8 @@ class Registrar:
                         REGISTRAR_CREDENTIAL_KEYS_FILE=keys,
                         REGISTRAR_LOG_LEVEL="warn",
                         REGISTRAR_REGISTRATION_RATE_PER_TARGET=str(rate),
-                        REGISTRAR_REGISTRATION_MAX_IN_FLIGHT_PER_TARGET=str(max_in_flight))
+                        REGISTRAR_REGISTRATION_MAX_IN_FLIGHT_PER_TARGET=str(max_in_flight),
+                        **(extra_env or {}))
         self.proc = None
 
     def start(self):

@@ -4,6 +4,9 @@
 
 #include <atomic>
 #include <csignal>
+#include <future>
+#include <set>
+#include <thread>
 #include <memory>
 #include <random>
 
@@ -18,6 +21,9 @@
 #include "registrar/api/api_keys.h"
 #include "registrar/api/registrar_api.h"
 #include "registrar/binding/store_worker.h"
+#include "registrar/cluster/binding_router.h"
+#include "registrar/cluster/lease_keeper.h"
+#include "registrar/cluster/shard.h"
 #include "registrar/call/call_manager.h"
 #include "registrar/device/device_registry.h"
 #include "registrar/device/device_sign_in.h"
@@ -146,38 +152,68 @@ struct SipSide {
   std::unique_ptr<NtaCallRelay> relay;  // relay mode with a device listener
 };
 
-// RegistrationControl for the API: posts onto the SIP thread.
-class PostingControl final : public RegistrationControl {
- public:
-  PostingControl(SipThread& thread, std::unique_ptr<SipSide>& side) : thread_(thread), side_(side) {}
-  void upsert(RegistrationSpec spec) override {
-    thread_.post([this, spec = std::move(spec)]() mutable {
-      if (side_) side_->engine.upsert(std::move(spec));
+// This instance's engine and calls, for the router: each posts onto the
+// SIP thread.
+BindingRouter::Local localControl(SipThread& thread, std::unique_ptr<SipSide>& side) {
+  BindingRouter::Local local;
+  local.upsert = [&thread, &side](RegistrationSpec spec) {
+    thread.post([&side, spec = std::move(spec)]() mutable {
+      if (side) side->engine.upsert(std::move(spec));
     });
-  }
-  void remove(std::string key, std::function<void(bool)> done) override {
-    thread_.post([this, key = std::move(key), done = std::move(done)]() mutable {
-      if (side_) {
-        side_->engine.remove(key, std::move(done));
+  };
+  local.load = [&thread, &side](std::vector<LoadedBinding> batch) {
+    thread.post([&side, batch = std::move(batch)]() mutable {
+      if (!side) return;
+      for (auto& b : batch) side->engine.upsert(std::move(b.spec), b.resume);
+    });
+  };
+  local.remove = [&thread, &side](std::string key, std::function<void(bool)> done) {
+    thread.post([&side, key = std::move(key), done = std::move(done)]() mutable {
+      if (side) {
+        side->engine.remove(key, std::move(done));
       } else {
         done(false);
       }
     });
-  }
-  void deviceAck(std::string key, std::string device, std::string call_id, std::string contact,
-                 std::function<void(bool)> done) override {
-    thread_.post([this, key = std::move(key), device = std::move(device),
-                  call_id = std::move(call_id), contact = std::move(contact),
-                  done = std::move(done)] {
-      done(side_ && side_->calls.onDeviceAck(key, device, call_id, contact) ==
-                        CallManager::AckResult::Accepted);
+  };
+  local.ack = [&thread, &side](std::string key, std::string device, std::string call_id,
+                               std::string contact, std::function<void(bool)> done) {
+    thread.post([&side, key = std::move(key), device = std::move(device),
+                 call_id = std::move(call_id), contact = std::move(contact),
+                 done = std::move(done)] {
+      done(side && side->calls.onDeviceAck(key, device, call_id, contact) ==
+                       CallManager::AckResult::Accepted);
     });
-  }
+  };
+  return local;
+}
 
- private:
-  SipThread& thread_;
-  std::unique_ptr<SipSide>& side_;
-};
+// Waits (bounded) until peers registered their own Contact for every
+// binding this instance held: the handover of a SIGTERM'd instance.
+void awaitHandover(StoreWorker& store, std::vector<std::string> keys,
+                   std::vector<std::string> our_hostports, Millis timeout) {
+  const Millis deadline = SystemClock::instance().now() + timeout;
+  std::size_t left = keys.size();
+  while (left > 0 && SystemClock::instance().now() < deadline) {
+    auto counted = std::make_shared<std::promise<std::size_t>>();
+    std::future<std::size_t> result = counted->get_future();
+    store.submit([counted, &keys, &our_hostports](BindingStore& bindings) {
+      try {
+        counted->set_value(bindings.countRegisteredVia(keys, our_hostports));
+      } catch (const std::exception&) {
+        counted->set_value(keys.size());
+      }
+    });
+    left = result.get();
+    if (left > 0) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  if (left == 0) {
+    log::info("every binding is registered by another instance now", {{"bindings", std::to_string(keys.size())}});
+  } else {
+    log::warn("handover timed out: some bindings still carry this instance's Contact",
+              {{"bindings", std::to_string(left)}});
+  }
+}
 
 crypto::CredentialSealer loadSealer(const RegistrarConfig& config) {
   std::vector<crypto::SealingKey> keys = config.credential_keys_file.empty()
@@ -233,9 +269,62 @@ int runRegistrar(const RegistrarConfig& config) {
                                          call_metrics, *registry);
   });
 
+  ContactAddresses contacts{sip_side->agent.advertisedUdpTcp(), sip_side->agent.advertisedTls()};
+
+  // Ownership: this instance keeps the bindings of the shards it leases.
+  // Gained shards are loaded from Redis (the previous owner's Contact is
+  // removed by our first REGISTER); lost ones are parked, not un-registered.
+  std::atomic<int> loads_pending{0};
+  EventLoop loop;
+  std::function<void(std::set<std::uint32_t>)> load_shards;
+  load_shards = [&](std::set<std::uint32_t> shards) {
+    ++loads_pending;
+    store.submit([&, shards](BindingStore& bindings) {
+      std::size_t total = 0;
+      try {
+        bindings.loadAll(
+            [&](std::vector<LoadedBinding>&& batch) {
+              total += batch.size();
+              sip_thread.post([&sip_side, batch = std::move(batch)]() mutable {
+                for (auto& b : batch) sip_side->engine.upsert(std::move(b.spec), b.resume);
+              });
+            },
+            500, [&](const std::string& key) { return shards.count(shardOf(key, config.shards)) != 0; });
+        log::info("bindings loaded from redis",
+                  {{"count", std::to_string(total)}, {"shards", std::to_string(shards.size())}});
+        --loads_pending;
+      } catch (const std::exception& e) {
+        log::error("cannot load bindings yet; retrying", {{"error", e.what()}});
+        std::thread([&, shards] {  // a short-lived retry; the store thread must not sleep
+          std::this_thread::sleep_for(std::chrono::seconds(2));
+          --loads_pending;
+          load_shards(shards);
+        }).detach();
+      }
+    });
+  };
+  LeaseKeeper leases(
+      {config.redis, config.instance, config.shards, config.lease_ttl, contacts.udp_tcp,
+       config.api_listen, registry.get()},
+      [&](const std::vector<std::uint32_t>& gained, const std::vector<std::uint32_t>& lost) {
+        if (!lost.empty()) {
+          std::set<std::uint32_t> gone(lost.begin(), lost.end());
+          sip_thread.post([&sip_side, &config, gone] {
+            if (!sip_side) return;
+            for (const auto& key : sip_side->engine.keys()) {
+              if (gone.count(shardOf(key, config.shards))) sip_side->engine.park(key);
+            }
+          });
+        }
+        if (!gained.empty()) load_shards(std::set<std::uint32_t>(gained.begin(), gained.end()));
+      });
+  BindingRouter router(config.instance, leases, store, localControl(sip_thread, sip_side));
+
   // What pushgw reports back: provider accepted a call's push (the caller
-  // hears a second 180), or a binding lost its last device (it goes).
+  // hears a second 180), or a binding lost its last device (it goes). Peers
+  // forward API requests for bindings this instance owns on the same channel.
   PushOutcomeListener outcomes(config.redis, config.instance, [&](const nlohmann::json& m) {
+    if (router.onMessage(m)) return;
     std::string kind = m.value("kind", ""), key = m.value("tenant", "") + "/" + m.value("binding", "");
     if (kind == "push_delivered") {
       std::string call_id = m.value("call_id", "");
@@ -259,45 +348,27 @@ int runRegistrar(const RegistrarConfig& config) {
     }
   });
   outcomes.start();
-  ContactAddresses contacts{sip_side->agent.advertisedUdpTcp(), sip_side->agent.advertisedTls()};
-  PostingControl control(sip_thread, sip_side);
+  leases.start();
 
-  // Resume every stored binding with its Contact and Call-ID; retried until
-  // Redis answers, so an instance started before Redis catches up.
-  std::atomic<bool> loaded{false};
-  std::function<void()> load;
-  EventLoop loop;
-  LoopTimer load_retry(loop, [&] { load(); });
-  load = [&] {
-    store.submit([&](BindingStore& bindings) {
-      std::size_t total = 0;
-      try {
-        bindings.loadAll([&](std::vector<LoadedBinding>&& batch) {
-          total += batch.size();
-          sip_thread.post([&sip_side, batch = std::move(batch)]() mutable {
-            for (auto& b : batch) sip_side->engine.upsert(std::move(b.spec), b.resume);
-          });
-        });
-        loaded = true;
-        log::info("bindings loaded from redis", {{"count", std::to_string(total)}});
-      } catch (const std::exception& e) {
-        log::error("cannot load bindings yet; retrying", {{"error", e.what()}});
-        loop.post([&] { load_retry.start(2000); });
-      }
-    });
-  };
-  load();
+  // Forwarded requests whose peer died answer "not found" in time.
+  LoopTimer reply_sweep(loop, [&] {
+    router.expireReplies(SystemClock::instance().now());
+    reply_sweep.start(500);
+  });
+  reply_sweep.start(500);
+  std::atomic<bool> leaving{false};
 
   auto metrics_text = [registry] {
     return prometheus::TextSerializer().Serialize(registry->Collect());
   };
   auto readiness = [&]() -> std::optional<std::string> {
     if (!store.redisHealthy()) return "redis is unreachable";
-    if (!loaded) return "bindings are still loading";
+    if (leaving) return "this instance is handing its bindings over";
+    if (!leases.settled() || loads_pending > 0) return "bindings are still loading";
     return std::nullopt;
   };
   RegistrarApi api(loop, {config.expires, contacts, config.instance, config.unregister_wait},
-                   api_keys, sealer, store, control, readiness, metrics_text);
+                   api_keys, sealer, store, router, readiness, metrics_text);
 
   http::ServerLimits limits;
   limits.max_body_bytes = config.api_max_body_bytes;
@@ -333,11 +404,24 @@ int runRegistrar(const RegistrarConfig& config) {
   loop.run();
 
   log::info("registrar stopping; contacts stay registered at the PBXs");
+  leaving = true;
   event_free(sigterm);
   event_free(sigint);
   metrics_server.reset();
   api_server.reset();
-  load_retry.cancel();
+  reply_sweep.cancel();
+  // With a live peer, hand every binding over: the peer registers its own
+  // Contact and removes ours in one REGISTER, so the PBX always holds one.
+  // Until then calls to our Contact keep ringing here.
+  std::promise<std::vector<std::string>> held_keys;
+  sip_thread.post([&] { held_keys.set_value(sip_side ? sip_side->engine.keys() : std::vector<std::string>{}); });
+  std::vector<std::string> keys = held_keys.get_future().get();
+  if (leases.leave()) {
+    awaitHandover(store, std::move(keys), {contacts.udp_tcp, contacts.tls}, config.handover_timeout);
+  } else if (!keys.empty()) {
+    log::info("no live peer to hand over to; a restart takes the bindings back");
+  }
+  leases.stop();
   outcomes.stop();
   // The engine goes without a packet: stopping is not un-registering.
   // Ringing calls get a clean 480 rather than a timeout.

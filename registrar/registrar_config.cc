@@ -1,5 +1,6 @@
 #include "registrar/registrar_config.h"
 
+#include <algorithm>
 #include <unistd.h>
 
 namespace sipwake::registrar {
@@ -9,6 +10,12 @@ const config::ConfigTable& registrarConfigTable() {
       "REGISTRAR",
       {
           {"instance", "", "This instance's name, unique among live instances (default: host name)"},
+          {"shards", "64",
+           "binding shards the instances share (the same on every instance; more than instances)"},
+          {"lease_ttl", "10s",
+           "an instance's shard leases last this long unrenewed: a dead instance's bindings move after it"},
+          {"handover_timeout", "20s",
+           "on SIGTERM, how long to wait for peers to take this instance's bindings over"},
           {"log.level", "info", "debug, info, warn or error"},
           {"api.listen", "127.0.0.1:8080", "host:port of the HTTP API"},
           {"api.tls_cert", "", "PEM certificate (chain) file of the API; unset: plain HTTP"},
@@ -203,6 +210,10 @@ RegistrarConfig loadRegistrarConfig(const std::optional<std::string>& file,
   p.pacing.rate_per_second = v.number("registration.rate_per_target", 1, 1e6);
   p.pacing.max_in_flight = static_cast<int>(v.integer("registration.max_in_flight_per_target", 1, 100000));
   c.unregister_wait = v.duration("registration.unregister_wait", 100, kMinute);
+  c.shards = static_cast<std::uint32_t>(v.integer("shards", 1, 65536));
+  c.lease_ttl = v.duration("lease_ttl", kSecond, 10 * kMinute);
+  c.handover_timeout = v.duration("handover_timeout", 0, 10 * kMinute);
+  c.policy.handover_grace = std::max<Millis>(3 * c.lease_ttl, 30 * kSecond);
   c.call.device_ack_timeout = v.duration("call.device_ack_timeout", 100, 10 * kMinute);
   c.call.device_connect_timeout = v.duration("call.device_connect_timeout", 100, 10 * kMinute);
   c.call.strict_source = v.boolean("call.strict_source");

@@ -43,6 +43,10 @@ struct RegistrarConfig {
   RegistrationPolicy policy;
   Millis unregister_wait = 5 * kSecond;
   CallPolicy call;
+  // Ownership: bindings fall in shards; instances lease a fair share each.
+  std::uint32_t shards = 64;
+  Millis lease_ttl = 10 * kSecond;
+  Millis handover_timeout = 20 * kSecond;
 };
 
 const config::ConfigTable& registrarConfigTable();

@@ -40,8 +40,12 @@ if not created then
 end
 redis.call('HSET', h, unpack(fields))
 redis.call('HSET', h, 'generation', gen, 'contact_token', token, 'call_id', call_id, 'cseq', cseq,
-           'state', state, 'contact', 'sip:' .. token .. ARGV[4], 'put_at', now, 'updated_at', now,
-           'created_at', created_at)
+           'state', state, 'put_at', now, 'updated_at', now, 'created_at', created_at)
+-- Our Contact as this instance would write it; the owning instance writes
+-- its own (and the one the PBX accepted) with its status.
+if redis.call('HEXISTS', h, 'contact') == 0 then
+  redis.call('HSET', h, 'contact', 'sip:' .. token .. ARGV[4])
+end
 if state == 'registering' then
   redis.call('HSET', h, 'failures', 0, 'auth_rejections', 0, 'temporary_failures', 0,
              'first_failure_at', 0)
@@ -114,7 +118,10 @@ std::vector<std::string> statusFields(const RegistrationStatus& s, const std::st
           "nonce_count",
           std::to_string(s.nonce_count),
           "updated_at",
-          std::to_string(s.updated_at)};
+          std::to_string(s.updated_at),
+          // What the PBX holds: the next owner removes it if it is not its own.
+          "registered_contact",
+          s.registered_contact};
 }
 
 long long toInt(const BindingFields& f, const char* name, long long fallback = 0) {
@@ -170,7 +177,7 @@ PutResult BindingStore::put(const NewBinding& b, Millis now) {
   add("username", b.username);
   add("credential", b.sealed_password);
   add("devices", b.devices_json);
-  add("owner", b.owner);
+  // No owner: the instance that owns the binding's shard writes it.
   redis::Reply reply = redis_.eval(put_script_, {bindingRedisKey(b.key)}, args);
   if (!reply.isArray() || reply.size() != 5) {
     throw redis::RedisUnavailable("unexpected reply to the PUT script: " + std::string(reply.str()));
@@ -286,15 +293,20 @@ std::optional<LoadedBinding> BindingStore::toLoaded(const BindingFields& f) {
   b.resume.expires_at = toInt(f, "expires_at");
   b.resume.challenge = field(f, "challenge");
   b.resume.nonce_count = static_cast<std::uint32_t>(toInt(f, "nonce_count"));
+  b.resume.previous_contact = field(f, "registered_contact");
   return b;
 }
 
 void BindingStore::loadAll(const std::function<void(std::vector<LoadedBinding>&&)>& sink,
-                           std::size_t batch_size) {
+                           std::size_t batch_size,
+                           const std::function<bool(const std::string& key)>& wanted) {
   redis::Reply keys = redis_.command({"ZRANGE", kBindingIndexKey, "0", "-1"});
   std::vector<std::string> all;
   all.reserve(keys.size());
-  for (std::size_t i = 0; i < keys.size(); ++i) all.emplace_back(keys.element(i).str());
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    std::string key(keys.element(i).str());
+    if (!wanted || wanted(key)) all.push_back(std::move(key));
+  }
   for (std::size_t start = 0; start < all.size(); start += batch_size) {
     std::size_t end = std::min(all.size(), start + batch_size);
     std::vector<std::vector<std::string>> commands;
@@ -310,6 +322,34 @@ void BindingStore::loadAll(const std::function<void(std::vector<LoadedBinding>&&
     }
     if (!batch.empty()) sink(std::move(batch));
   }
+}
+
+std::optional<LoadedBinding> BindingStore::loadOne(const std::string& key) {
+  auto fields = get(key);
+  if (!fields) return std::nullopt;
+  return toLoaded(*fields);
+}
+
+std::size_t BindingStore::countRegisteredVia(const std::vector<std::string>& keys,
+                                             const std::vector<std::string>& hostports) {
+  std::size_t count = 0;
+  constexpr std::size_t kBatch = 500;
+  for (std::size_t start = 0; start < keys.size(); start += kBatch) {
+    std::vector<std::vector<std::string>> commands;
+    for (std::size_t i = start; i < std::min(keys.size(), start + kBatch); ++i) {
+      commands.push_back({"HGET", bindingRedisKey(keys[i]), "registered_contact"});
+    }
+    for (const auto& reply : redis_.pipeline(commands)) {
+      std::string_view contact = reply.isString() ? reply.str() : std::string_view();
+      auto at = contact.find('@');
+      if (at == std::string_view::npos) continue;
+      std::string_view hostport = contact.substr(at + 1, contact.find(';', at) - at - 1);
+      for (const auto& ours : hostports) {
+        if (!ours.empty() && hostport == ours) ++count;
+      }
+    }
+  }
+  return count;
 }
 
 bool BindingStore::ping() {

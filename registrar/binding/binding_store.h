@@ -75,9 +75,18 @@ class BindingStore {
   // Marks failed, deletes the credential, keeps the record for the retention
   // period and queues a binding_failed push per device.
   void markFailed(const RegistrationStatus& status, FailureReason reason, const std::string& owner);
-  // Every binding to keep registered, in batches.
+  // Every binding to keep registered whose key passes `wanted` (all when
+  // unset), in batches.
   void loadAll(const std::function<void(std::vector<LoadedBinding>&&)>& sink,
-               std::size_t batch_size = 500);
+               std::size_t batch_size = 500,
+               const std::function<bool(const std::string& key)>& wanted = {});
+  std::optional<LoadedBinding> loadOne(const std::string& key);
+  // How many of `keys` the PBX last accepted with a Contact at one of
+  // `hostports` (ours): not yet replaced by another instance's Contact.
+  std::size_t countRegisteredVia(const std::vector<std::string>& keys,
+                                 const std::vector<std::string>& hostports);
+  // For the cluster's own keys (leases, peer messages) on the same thread.
+  redis::Connection& connection() { return redis_; }
   bool ping();
 
   static std::optional<LoadedBinding> toLoaded(const BindingFields& fields);

@@ -15,6 +15,10 @@ struct RegisterRequest {
   std::string destination;  // where to send: sip:host[:port];transport=x
   std::string aor;          // From and To
   std::string contact;      // our Contact URI
+  // Another instance's Contact for this binding, removed (expires=0) in the
+  // same REGISTER that adds ours: taking a binding over leaves no gap and
+  // no second contact at the PBX. Empty: none.
+  std::string removed_contact;
   std::string call_id;
   std::uint32_t cseq = 0;
   std::uint32_t expires = 0;

@@ -19,6 +19,9 @@ struct RegistrationEngine::Registration {
 
   bool unregistering = false;
   bool replaced_ghost = false;  // un-registers a replaced contact; not in by_key_
+  bool parked = false;          // handed to another instance; see park()
+  std::string previous_contact;  // another instance's Contact to remove
+  std::string registered_contact;
   UnregisterDone unregister_done;
 
   // Digest state. A 401 to credentials that answered a challenge we just got
@@ -162,6 +165,7 @@ void RegistrationEngine::scheduleAttempt(std::uint32_t slot, Registration& reg, 
   // their answers arrive together: a wake-up per refresh costs more CPU
   // than the refresh itself (measured). Refresh and back-off times have
   // seconds of slack; 100 ms changes nothing for them.
+  if (reg.parked) return;  // the new owner refreshes
   constexpr Millis kGrid = 100;
   at = (at + kGrid - 1) / kGrid * kGrid;
   reg.attempt_timer = ++next_epoch_;
@@ -175,6 +179,7 @@ void RegistrationEngine::scheduleTtl(std::uint32_t slot, Registration& reg) {
 }
 
 void RegistrationEngine::requestSend(std::uint32_t slot, Registration& reg, bool urgent) {
+  if (reg.parked && !reg.unregistering) return;
   reg.attempt_timer = 0;
   reg.next_attempt_at = 0;
   reg.send_epoch = ++next_epoch_;
@@ -196,6 +201,12 @@ void RegistrationEngine::upsert(RegistrationSpec spec, std::optional<ResumeState
       reg->expires_at = resume->expires_at;
       reg->challenge = deserializeChallenge(resume->challenge);
       reg->nonce_count = resume->nonce_count;
+      if (!resume->previous_contact.empty() && resume->previous_contact != contactFor(reg->spec)) {
+        reg->previous_contact = resume->previous_contact;
+        reg->registered_contact = resume->previous_contact;
+      } else {
+        reg->registered_contact = resume->previous_contact;
+      }
       if (resume->state == RegistrationState::Registered && resume->expires_at > now) {
         reg->state = RegistrationState::Registered;
       } else if (resume->state == RegistrationState::Retrying) {
@@ -219,6 +230,18 @@ void RegistrationEngine::upsert(RegistrationSpec spec, std::optional<ResumeState
 
   std::uint32_t slot = it->second;
   Registration& reg = *slots_[slot];
+  if (spec.generation < reg.spec.generation) return;  // an older read of Redis
+  if (reg.parked) {
+    // The shard came back before the grace ran out: carry on refreshing.
+    reg.parked = false;
+    if (resume && !resume->previous_contact.empty() &&
+        resume->previous_contact != contactFor(reg.spec)) {
+      reg.previous_contact = resume->previous_contact;
+    }
+    reg.spec.cseq = std::max(reg.spec.cseq, spec.cseq);
+    scheduleTtl(slot, reg);
+    requestSend(slot, reg, false);
+  }
   if (reg.unregistering) {
     // A PUT overtook a DELETE or expiry: the app wants the binding after all.
     reg.unregistering = false;
@@ -299,6 +322,27 @@ void RegistrationEngine::forget(const std::string& key) {
   release(it->second);
 }
 
+void RegistrationEngine::park(const std::string& key) {
+  auto it = by_key_.find(key);
+  if (it == by_key_.end()) return;
+  Registration& reg = *slots_[it->second];
+  if (reg.parked || reg.unregistering) return;
+  reg.parked = true;
+  reg.attempt_timer = 0;
+  reg.next_attempt_at = 0;
+  // The grace timer reuses the TTL slot: a parked binding cannot expire here.
+  reg.ttl_timer = ++next_epoch_;
+  timers_.push({clock_.now() + policy_.handover_grace, it->second, reg.ttl_timer, true});
+  pumpAndRearm();
+}
+
+std::vector<std::string> RegistrationEngine::keys() const {
+  std::vector<std::string> out;
+  out.reserve(by_key_.size());
+  for (const auto& [key, slot] : by_key_) out.push_back(key);
+  return out;
+}
+
 void RegistrationEngine::startUnregister(std::uint32_t slot, Registration& reg,
                                          UnregisterDone done) {
   if (reg.unregistering && reg.unregister_done) reg.unregister_done(false);
@@ -334,6 +378,7 @@ bool RegistrationEngine::sendNow(std::uint32_t slot, std::uint64_t epoch) {
   req.call_id = spec.call_id;
   req.cseq = ++spec.cseq;
   req.expires = reg->unregistering ? 0 : spec.expires;
+  req.removed_contact = reg->previous_contact;
   reg->sent_credentials = false;
   reg->sent_fresh_answer = reg->challenge_fresh;
   reg->challenge_fresh = false;
@@ -381,6 +426,9 @@ void RegistrationEngine::onResponse(std::uint32_t slot, std::uint64_t epoch,
 RegisterResult RegistrationEngine::handleResponse(std::uint32_t slot, Registration& reg,
                                                   const RegisterResponse& r) {
   RegisterResult result = resultOf(r);
+  // An answer to a refresh sent before we let the binding go: the new owner
+  // decides what happens next.
+  if (reg.parked && !reg.unregistering) return result;
   if (result == RegisterResult::Challenged) {
     return handleChallenge(slot, reg, r) ? RegisterResult::Challenged
                                          : RegisterResult::AuthRejected;
@@ -464,10 +512,13 @@ void RegistrationEngine::handleSuccess(std::uint32_t slot, Registration& reg,
     reg.challenge->nonce = *r.next_nonce;
     reg.nonce_count = 0;
   }
+  reg.previous_contact.clear();  // the PBX removed it with this REGISTER
   if (reg.unregistering) {
     finishUnregister(slot, reg, true);
     return;
   }
+  if (reg.parked) return;  // a refresh that was under way when we let go
+  reg.registered_contact = contactFor(reg.spec);
   std::uint32_t granted = reg.spec.expires;
   if (r.contact_listed && r.contact_expires) {
     granted = *r.contact_expires;
@@ -578,6 +629,7 @@ RegistrationStatus RegistrationEngine::makeStatus(const Registration& reg) const
   s.cseq = reg.spec.cseq;
   s.call_id = reg.spec.call_id;
   s.contact = contactFor(reg.spec);
+  s.registered_contact = reg.registered_contact;
   s.failure_reason = reg.failure_reason;
   if (reg.challenge) s.challenge = serializeChallenge(*reg.challenge);
   s.nonce_count = reg.nonce_count;
@@ -586,7 +638,7 @@ RegistrationStatus RegistrationEngine::makeStatus(const Registration& reg) const
 }
 
 void RegistrationEngine::publish(const Registration& reg, bool routine) {
-  if (reg.replaced_ghost) return;
+  if (reg.replaced_ghost || reg.parked) return;
   if (!routine) {
     observer_.onStatus(makeStatus(reg));
     return;
@@ -646,7 +698,11 @@ void RegistrationEngine::runDue() {
     if (e.ttl) {
       if (reg->ttl_timer == e.epoch) {
         reg->ttl_timer = 0;
-        onTtl(e.slot, *reg);
+        if (reg->parked) {
+          release(e.slot);  // the handover grace is over
+        } else {
+          onTtl(e.slot, *reg);
+        }
       }
     } else if (reg->attempt_timer == e.epoch) {
       requestSend(e.slot, *reg, false);

@@ -34,6 +34,9 @@ struct RegistrationPolicy {
   double refresh_max_ratio = 0.9;
   Millis binding_ttl = 7 * kDay;  // erased when its app has not PUT it for this long
   Millis failed_retention = 24 * kHour;
+  // A binding handed to another instance is kept this long without refreshes
+  // (calls to our Contact still ring) until the new owner replaced our Contact.
+  Millis handover_grace = 30 * kSecond;
   TargetPacer::Limits pacing;
 };
 
@@ -69,6 +72,13 @@ class RegistrationEngine {
   void remove(const std::string& key, UnregisterDone done);
   // Forgets a binding without a packet (another instance took it over).
   void forget(const std::string& key);
+  // Another instance takes the binding over: no more refreshes or status
+  // writes from here, but calls to our Contact keep working until the new
+  // owner's REGISTER replaced it (handover_grace); then it is forgotten.
+  // An upsert takes it back.
+  void park(const std::string& key);
+  // Every binding key held here (parked ones included).
+  std::vector<std::string> keys() const;
 
   // Runs due timers and sends what the pacer allows.
   void runDue();

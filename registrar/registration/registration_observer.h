@@ -33,6 +33,7 @@ struct RegistrationStatus {
   std::uint32_t cseq = 0;
   std::string call_id;
   std::string contact;
+  std::string registered_contact;  // set on a success: the Contact the PBX accepted
   std::optional<FailureReason> failure_reason;
   std::string challenge;  // serializeChallenge() of the PBX's last challenge, if any
   std::uint32_t nonce_count = 0;

@@ -40,6 +40,9 @@ struct ResumeState {
   // of sending a REGISTER without credentials first.
   std::string challenge;  // serializeChallenge()
   std::uint32_t nonce_count = 0;
+  // The Contact the PBX last accepted for this binding. When it is not ours
+  // (another instance registered it), our first REGISTER removes it.
+  std::string previous_contact;
 };
 
 // Why the engine gave a binding up.

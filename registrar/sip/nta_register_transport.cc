@@ -17,6 +17,7 @@ namespace {
 struct PendingRegister {
   RegisterTransport::ResponseHandler handler;
   std::string contact_user;
+  std::string contact_hostport;  // ours; another instance's Contact has the same user
   NtaRegisterTransport* transport;
   bool in_send = true;
   std::optional<RegisterResponse> early;  // a final answer that came before send() returned
@@ -50,7 +51,22 @@ std::string sourceIpOf(nta_outgoing_t* orq) {
   return ip;
 }
 
-RegisterResponse convert(nta_outgoing_t* orq, const sip_t* sip, const std::string& contact_user) {
+// "host:port" of a Contact URI we wrote: sip:user@host:port;transport=x
+std::string hostPortOf(const std::string& contact) {
+  auto at = contact.find('@');
+  if (at == std::string::npos) return {};
+  auto end = contact.find(';', at);
+  return contact.substr(at + 1, end == std::string::npos ? std::string::npos : end - at - 1);
+}
+
+bool isOurs(const sip_contact_t* m, const PendingRegister& pending) {
+  if (!m->m_url->url_user || pending.contact_user != m->m_url->url_user) return false;
+  std::string hostport = m->m_url->url_host ? m->m_url->url_host : "";
+  if (m->m_url->url_port) hostport += std::string(":") + m->m_url->url_port;
+  return pending.contact_hostport.empty() || hostport == pending.contact_hostport;
+}
+
+RegisterResponse convert(nta_outgoing_t* orq, const sip_t* sip, const PendingRegister& pending) {
   RegisterResponse r;
   if (!sip || !sip->sip_status) {
     r.status = nta_outgoing_status(orq);
@@ -63,7 +79,7 @@ RegisterResponse convert(nta_outgoing_t* orq, const sip_t* sip, const std::strin
   r.local = (sip->sip_flags & kNtaInternalMessageFlag) != 0;
   if (!r.local) r.source_ip = sourceIpOf(orq);
   for (const sip_contact_t* m = sip->sip_contact; m; m = m->m_next) {
-    if (m->m_url->url_user && contact_user == m->m_url->url_user) {
+    if (isOurs(m, pending)) {
       r.contact_listed = true;
       r.contact_expires = parseSeconds(m->m_expires);
       break;
@@ -95,7 +111,7 @@ int onResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* si
   auto* pending = reinterpret_cast<PendingRegister*>(magic);
   int status = sip && sip->sip_status ? sip->sip_status->st_status : nta_outgoing_status(orq);
   if (status < 200) return 0;
-  RegisterResponse response = convert(orq, sip, pending->contact_user);
+  RegisterResponse response = convert(orq, sip, *pending);
   nta_outgoing_destroy(orq);
   if (pending->in_send) {
     pending->early = std::move(response);
@@ -121,13 +137,15 @@ void NtaRegisterTransport::deliverLater(ResponseHandler handler, RegisterRespons
 void NtaRegisterTransport::send(const RegisterRequest& request, std::string_view contact_user,
                                 ResponseHandler handler) {
   auto* agent = static_cast<nta_agent_t*>(agent_.raw());
-  auto* pending = new PendingRegister{std::move(handler), std::string(contact_user), this, true, std::nullopt};
+  auto* pending = new PendingRegister{std::move(handler), std::string(contact_user),
+                                     hostPortOf(request.contact), this, true, std::nullopt};
 
   std::string request_line = "REGISTER " + request.request_uri + " SIP/2.0";
   std::string from = "<" + request.aor + ">;tag=" + crypto::uniqueToken(64);
   std::string to = "<" + request.aor + ">";
   std::string cseq = std::to_string(request.cseq) + " REGISTER";
   std::string contact = "<" + request.contact + ">";
+  if (!request.removed_contact.empty()) contact += ", <" + request.removed_contact + ">;expires=0";
   std::string expires = std::to_string(request.expires);
   const char* auth = request.authorization.empty() ? nullptr : request.authorization.c_str();
 

@@ -1,5 +1,8 @@
 #include "tests/support/kamailio_pbx.h"
 
+#include <atomic>
+#include <cstdio>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -374,7 +377,37 @@ std::vector<PbxContact> KamailioPbx::contacts(const std::string& aor_user) const
 
 std::map<std::string, std::vector<PbxContact>> KamailioPbx::allContacts() const {
   std::map<std::string, std::vector<PbxContact>> aors;
-  collectAors(parseRpc(kamcmd("ul.dump")), aors);
+  std::string dump = kamcmd("ul.dump");
+  if (dump.find("reply too big") == std::string::npos) {
+    collectAors(parseRpc(dump), aors);
+    return aors;
+  }
+  // kamcmd cannot take a whole large table in one reply: list the AoRs, then
+  // look them up.
+  std::istringstream brief(kamcmd("ul.dump brief"));
+  std::string line;
+  std::vector<std::string> users;
+  while (std::getline(brief, line)) {
+    line = trim(line);
+    if (line.rfind("AoR: ", 0) == 0) users.push_back(line.substr(5));
+  }
+  return contactsOf(users);
+}
+
+std::map<std::string, std::vector<PbxContact>> KamailioPbx::contactsOf(
+    const std::vector<std::string>& aor_users) const {
+  // One kamcmd session for all lookups: it reads commands from stdin.
+  std::string commands;
+  for (const auto& user : aor_users) commands += "ul.lookup location s:" + user + "\n";
+  static std::atomic<int> next_file{0};  // callers may poll from several threads
+  std::string file = dir_.file("lookups-" + std::to_string(++next_file) + ".txt");
+  writeFile(file, commands);
+  std::map<std::string, std::vector<PbxContact>> aors;
+  collectAors(parseRpc(runCommand("timeout 20 kamcmd -s " +
+                                  shellQuote("unix:" + dir_.file("kamailio_ctl")) + " < " +
+                                  shellQuote(file) + " 2>&1")),
+              aors);
+  std::remove(file.c_str());
   return aors;
 }
 

@@ -430,3 +430,81 @@ TEST_CASE("challenges survive serialization, and odd ones are refused", "[digest
   c.realm = std::string("bad\x1f", 4);
   CHECK(serializeChallenge(c).empty());
 }
+
+TEST_CASE("taking a binding over adds our contact and removes the previous owner's in one REGISTER",
+          "[engine][cluster]") {
+  EngineFixture f;
+  ResumeState resume;
+  resume.state = RegistrationState::Registered;
+  resume.expires_at = f.clock.now() + 300'000;
+  resume.previous_contact = "sip:tok1000@192.0.2.99:5060;transport=tcp";  // the dead instance's
+  f.engine.upsert(f.spec("1000"), resume);
+  REQUIRE(f.transport.sent.size() == 1);
+  CHECK(f.transport.sent.front().request.contact == "sip:tok1000@192.0.2.10:5060;transport=tcp");
+  CHECK(f.transport.sent.front().request.removed_contact == resume.previous_contact);
+  CHECK(f.transport.sent.front().request.expires == 600);
+  f.transport.respond(challenge("n1"));
+  REQUIRE(f.transport.sent.size() == 1);
+  CHECK(f.transport.sent.front().request.removed_contact == resume.previous_contact);
+  f.transport.respond(ok(600));
+  auto status = f.engine.status("acme/1000");
+  REQUIRE(status);
+  CHECK(status->registered_contact == "sip:tok1000@192.0.2.10:5060;transport=tcp");
+
+  // Refreshes carry our contact alone.
+  f.advance(600'000);
+  REQUIRE(f.transport.sent.size() == 1);
+  CHECK(f.transport.sent.front().request.removed_contact.empty());
+}
+
+TEST_CASE("a restart with our own contact removes nothing", "[engine][cluster]") {
+  EngineFixture f;
+  ResumeState resume;
+  resume.previous_contact = "sip:tok1000@192.0.2.10:5060;transport=tcp";
+  f.engine.upsert(f.spec("1000"), resume);
+  REQUIRE(f.transport.sent.size() == 1);
+  CHECK(f.transport.sent.front().request.removed_contact.empty());
+}
+
+TEST_CASE("a parked binding stops refreshing and writing, answers calls, then goes", "[engine][cluster]") {
+  RegistrationPolicy policy = EngineFixture::unpaced();
+  policy.handover_grace = 30'000;
+  EngineFixture f(policy);
+  registerFully(f, "1000");
+  std::size_t statuses = f.observer.statuses.size();
+  f.engine.park("acme/1000");
+  CHECK(f.engine.findByContact("tok1000"));  // calls to our contact still ring here
+  f.advance(29'000);
+  CHECK(f.transport.sent.empty());
+  CHECK(f.engine.contains("acme/1000"));
+  f.advance(2'000);
+  CHECK_FALSE(f.engine.contains("acme/1000"));
+  CHECK(f.transport.sent.empty());  // never un-registered: the new owner replaced our contact
+  CHECK(f.observer.statuses.size() == statuses);
+}
+
+TEST_CASE("a parked binding taken back refreshes again", "[engine][cluster]") {
+  EngineFixture f;
+  registerFully(f, "1000");
+  f.engine.park("acme/1000");
+  f.engine.upsert(f.spec("1000"), ResumeState{});
+  REQUIRE(f.transport.sent.size() == 1);
+  f.transport.respond(ok(600));
+  f.advance(600'000);  // past the refresh time, past the handover grace
+  CHECK(f.engine.contains("acme/1000"));
+  CHECK(f.transport.sent.size() == 1);
+}
+
+TEST_CASE("an older spec never replaces a newer one", "[engine][cluster]") {
+  EngineFixture f;
+  auto fresh = f.spec("1000");
+  fresh.generation = 5;
+  f.engine.upsert(fresh);
+  auto stale = f.spec("1000", "old-password");
+  stale.generation = 4;
+  stale.destination = "sip:198.51.100.1:5060;transport=tcp";
+  f.engine.upsert(stale);
+  f.transport.respond(challenge("n1"));
+  REQUIRE(f.transport.sent.size() == 1);
+  CHECK(f.transport.sent.front().request.destination == fresh.destination);
+}
