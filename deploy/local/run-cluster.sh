@@ -12,7 +12,8 @@
 # 127.0.0.1:16379. Move the ranges with SIPWAKE_PORT_OFFSET (added to all).
 # Logs: .local/cluster/logs/<instance>.log (JSON lines). Variables already in
 # the environment (REGISTRAR_SHARDS, REGISTRAR_LEASE_TTL, PUSHGW_APPS_FILE, ...)
-# reach every instance. SIPWAKE_SKIP_BUILD=1 and SIPWAKE_BUILD_DIR as for run.sh.
+# reach every instance. SIPWAKE_SKIP_BUILD=1 and SIPWAKE_BUILD_DIR as for run.sh;
+# SIPWAKE_STATE_DIR moves .local (keys, logs, Redis data).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 registrars=${1:-3}
@@ -24,7 +25,7 @@ for n in "$registrars" "$pushgws"; do
   fi
 done
 offset=${SIPWAKE_PORT_OFFSET:-0}
-state=$PWD/.local
+state=${SIPWAKE_STATE_DIR:-$PWD/.local}
 cluster=$state/cluster
 mkdir -p "$cluster/logs"
 
