@@ -3,8 +3,9 @@
 
 Usage: check_manifests.py ALERTS_YML RENDERED.yaml...
 
-No Kubernetes JSON schemas ship in a Debian 12 package, so this checks what a
-schema would, for the kinds we use, plus what a schema cannot: references
+schema_check.py checks every field against the API types; this checks the
+shape of what it walks (also for the Prometheus Operator kinds, which have no
+type there) and what a schema cannot: references
 between objects, probes against the paths the services serve, the environment
 variables against the services' config tables, secrets kept out of env values
 and ConfigMaps, and the PrometheusRule against deploy/monitoring/alerts.yml.
