@@ -167,6 +167,19 @@ def memory_section(d, md):
             "set xlabel 'bindings (N)'\nset ylabel 'MB'\nset yrange [0:*]\nplot " + ", ".join(lines) + "\n",
             os.path.join(d, "plots"))
     md.append("![Memory against bindings](plots/memory.png)\n")
+    # Per binding: the growth over N = 0, divided by N.
+    with open(os.path.join(d, "plots", "per-binding.dat"), "w") as out:
+        for o in ours[1:]:
+            p = peer_by_n.get(o["n"])
+            pper = (p["bytes"] - peer[0]["bytes"]) / p["n"] / 1024 if p else float("nan")
+            out.write(f"{o['n']} {(o['bytes'] - ours[0]['bytes']) / o['n'] / 1024} {pper}\n")
+    lines = ["'per-binding.dat' using 1:2 with linespoints lw 2 pt 7 title 'sipwake registrar'"]
+    if peer:
+        lines.append("'per-binding.dat' using 1:3 with linespoints lw 2 pt 5 title 'Kamailio uac_reg'")
+    gnuplot(PNG + "set output 'memory-per-binding.png'\nset title 'Memory per binding (growth over N = 0, / N)'\n"
+            "set xlabel 'bindings (N)'\nset ylabel 'KiB per binding'\nset yrange [0:*]\nset key right top\n"
+            "plot " + ", ".join(lines) + "\n", os.path.join(d, "plots"))
+    md.append("![Memory per binding](plots/memory-per-binding.png)\n")
 
 
 def registration_section(d, md, meta):
