@@ -7,11 +7,15 @@
 //                              beside h2load's rate to the same server
 //
 // Knobs (environment): BENCH_RATES (calls/s, default "100,500,1000"),
-// BENCH_SECONDS per rate (default 3), BENCH_PUSHES (default 200000).
+// BENCH_SECONDS per rate (default 3), BENCH_PUSHES (default 200000),
+// BENCH_SAMPLES_DIR (when set: every measured latency, one millisecond value a
+// line, in <dir>/latency-<series>-<rate>.txt, and the throughput figures in
+// <dir>/throughput.txt; bench/report.sh plots them).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -76,6 +80,21 @@ void printRow(const char* what, int rate, const Summary& s, std::size_t expected
   std::printf("%-34s %6d %7zu/%-7zu %8.3f %8.3f %8.3f\n", what, rate, s.count, expected, s.p50, s.p99,
               s.max);
   std::fflush(stdout);
+}
+
+// Raw samples for bench/report.sh, when BENCH_SAMPLES_DIR is set.
+void dumpSamples(const std::string& series, int rate, const std::vector<double>& ms) {
+  const char* dir = std::getenv("BENCH_SAMPLES_DIR");
+  if (!dir || !*dir) return;
+  std::ofstream out(std::string(dir) + "/latency-" + series + "-" + std::to_string(rate) + ".txt");
+  for (double v : ms) out << v << "\n";
+}
+
+void dumpFigures(const std::string& name, const std::map<std::string, double>& figures) {
+  const char* dir = std::getenv("BENCH_SAMPLES_DIR");
+  if (!dir || !*dir) return;
+  std::ofstream out(std::string(dir) + "/" + name + ".txt");
+  for (const auto& [key, value] : figures) out << key << " " << value << "\n";
 }
 
 // One command in the Redis protocol, for redis-cli --pipe.
@@ -207,11 +226,14 @@ TEST_CASE("INVITE to push and INVITE to first 180 at bounded call rates", "[late
     }
     pushes_before = pushes.size();
     printRow("sipwake INVITE -> push received", rate, summarize(to_push), count);
+    dumpSamples("invite-push", rate, to_push);
     REQUIRE(waitUntil([&] {
       for (const auto& c : calls) if (caller.finalStatus(c.handle) == 0) return false;
       return true;
     }, 20000));
-    printRow("sipwake INVITE -> first 180", rate, summarize(firstRingingMs(caller, calls)), count);
+    auto ringing = firstRingingMs(caller, calls);
+    printRow("sipwake INVITE -> first 180", rate, summarize(ringing), count);
+    dumpSamples("invite-180", rate, ringing);
 
     auto bare_calls = placeCalls(caller, proxy, rate, count, [](int) { return std::string("2999"); });
     REQUIRE(waitUntil([&] {
@@ -220,6 +242,7 @@ TEST_CASE("INVITE to push and INVITE to first 180 at bounded call rates", "[late
     }, 20000));
     auto bare_ringing = firstRingingMs(caller, bare_calls);
     printRow("bare UA INVITE -> first 180", rate, summarize(bare_ringing), count);
+    dumpSamples("bare-180", rate, bare_ringing);
     if (bare_ringing.size() < bare_calls.size()) printFinals(caller, bare_calls);
   }
   std::printf("pushgw: %.0f pushes delivered, invite_to_push_seconds sum %.3f s over %.0f\n",
@@ -313,5 +336,7 @@ TEST_CASE("pushgw throughput from a preloaded stream beside h2load", "[throughpu
   std::printf("%-40s %12.0f   (%.0f of %d delivered, %.0f %% of h2load)\n", "pushgw (stream -> APNs provider)",
               rate, delivered, kPushes, 100 * rate / std::max(1.0, h2load_rate));
   std::fflush(stdout);
+  dumpFigures("throughput", {{"pushes", kPushes}, {"delivered", delivered}, {"h2load_per_s", h2load_rate},
+                             {"pushgw_per_s", rate}});
   CHECK(delivered == kPushes);
 }

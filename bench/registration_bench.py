@@ -10,8 +10,14 @@ For each N it prints:
     for the multi-process peer, the PSS of all its processes);
   - CPU seconds per 1,000 successful refreshes over a steady window.
 
+With --memory-steps 1000,5000,10000 it measures memory against N instead:
+one registrar gets its bindings step by step (RSS at 0 and after each step,
+once all are registered), and uac_reg is started with each N (PSS of all its
+processes, and with none).
+
 Everything runs on 127.0.0.1. Usage:
   bench/registration_bench.py [--sizes 1000,10000,100000] [--window 60] [--rate 4000]
+  bench/registration_bench.py --memory-steps 1000,5000,10000 [--json out.json]
 Builds its own Release tree in build-bench/. Needs redis-server, kamailio, kamcmd.
 """
 
@@ -226,12 +232,12 @@ class Registrar:
             self.proc.wait(60)
 
 
-def load_bindings(registrar, n, pbx_port, expires, transport, connections=4):
-    """PUTs n bindings through the API, on a few keep-alive connections."""
+def load_bindings(registrar, n, pbx_port, expires, transport, connections=4, first=0):
+    """PUTs bindings first..n-1 through the API, on a few keep-alive connections."""
     def worker(start, step):
         c = http.client.HTTPConnection("127.0.0.1", registrar.api_port, timeout=30)
         headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
-        for i in range(start, n, step):
+        for i in range(first + start, n, step):
             user = str(100000 + i)
             body = json.dumps({
                 "aor": f"sip:{user}@127.0.0.1",
@@ -276,13 +282,18 @@ class RateSampler:
         self.thread.join()
 
 
-def bench_ours(n, args, workdir):
+def start_redis(workdir):
     redis_dir = os.path.join(workdir, "redis")
     os.makedirs(redis_dir, exist_ok=True)
-    redis_port = free_port()
-    redis = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port),
-                              "--save", "", "--appendonly", "no", "--dir", redis_dir],
-                             stdout=subprocess.DEVNULL, start_new_session=True)
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port),
+                             "--save", "", "--appendonly", "no", "--dir", redis_dir],
+                            stdout=subprocess.DEVNULL, start_new_session=True)
+    return proc, port
+
+
+def bench_ours(n, args, workdir):
+    redis, redis_port = start_redis(workdir)
     pbx = Kamailio("pbx.cfg", workdir, "pbx", max(512, n // 100 + 256))
     registrar = Registrar(workdir, f"redis://127.0.0.1:{redis_port}/0", args.rate, args.max_in_flight)
     try:
@@ -329,6 +340,79 @@ def bench_ours(n, args, workdir):
         pbx.stop()
         redis.terminate()
         redis.wait()
+
+
+def memory_ours(steps, args, workdir, settle=3):
+    """RSS of one registrar at 0 bindings and after each step, all registered."""
+    redis, redis_port = start_redis(workdir)
+    pbx = Kamailio("pbx.cfg", workdir, "pbx-mem", max(512, steps[-1] // 100 + 256))
+    registrar = Registrar(workdir, f"redis://127.0.0.1:{redis_port}/0", args.rate, args.max_in_flight)
+    try:
+        pbx.start()
+        registrar.start()
+        time.sleep(settle)
+        points = [{"n": 0, "bytes": rss_bytes(registrar.proc.pid)}]
+        loaded = 0
+        for n in steps:
+            load_bindings(registrar, n, pbx.port, args.expires, args.transport, first=loaded)
+            loaded = n
+            if not wait_until(lambda: registrar.registered() >= n, 600, 0.5):
+                raise RuntimeError(f"only {registrar.registered()} of {n} registered")
+            time.sleep(settle)
+            points.append({"n": n, "bytes": rss_bytes(registrar.proc.pid)})
+        return points
+    finally:
+        registrar.stop()
+        pbx.stop()
+        redis.terminate()
+        redis.wait()
+
+
+def memory_peer(steps, args, workdir, settle=3):
+    """PSS of all uac_reg processes started with 0 and with each N accounts
+    (a fresh PBX each time, so every account registers anew)."""
+    points = []
+    for n in [0] + steps:
+        pbx = Kamailio("pbx.cfg", workdir, f"pbx-peer-mem-{n}", max(512, n // 100 + 256))
+        uac = Kamailio("uac_client.cfg", workdir, f"uac-mem-{n}", max(512, n // 20 + 256))
+        try:
+            pbx.start()
+            write_uacreg(os.path.join(uac.dir, "db"), n, pbx.port, args.expires)
+            uac.start()
+            if not wait_until(lambda: pbx.stat("usrloc:registered_users") >= n, 900, 0.5):
+                raise RuntimeError(f"uac_reg registered only {pbx.stat('usrloc:registered_users')} of {n}")
+            time.sleep(settle)
+            points.append({"n": n, "bytes": pss_bytes(uac.pids())})
+        finally:
+            uac.stop()
+            pbx.stop()
+    return points
+
+
+def memory_main(args):
+    steps = sorted({int(x) for x in args.memory_steps.split(",") if int(x) > 0})
+    workdir = tempfile.mkdtemp(prefix="sipwake-bench-mem-")
+    try:
+        result = {"sipwake": memory_ours(steps, args, workdir),
+                  "uac_reg": None if args.skip_peer else memory_peer(steps, args, workdir)}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("\n| N | sipwake RSS MB | sipwake B/binding | uac_reg PSS MB | uac_reg B/binding |")
+    print("|---|---|---|---|---|")
+    ours, peer = result["sipwake"], result["uac_reg"] or []
+    for i, o in enumerate(ours):
+        per = (o["bytes"] - ours[0]["bytes"]) / o["n"] if o["n"] else 0
+        row = f"| {o['n']} | {o['bytes'] / 1e6:.1f} | {per:.0f} | "
+        if i < len(peer):
+            p = peer[i]
+            pper = (p["bytes"] - peer[0]["bytes"]) / p["n"] if p["n"] else 0
+            row += f"{p['bytes'] / 1e6:.1f} | {pper:.0f} |"
+        else:
+            row += "- | - |"
+        print(row, flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
 
 
 def write_uacreg(db_dir, n, pbx_port, expires):
@@ -400,12 +484,16 @@ def main():
     p.add_argument("--transport", default="udp", choices=["udp", "tcp"])
     p.add_argument("--skip-peer", action="store_true")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--memory-steps", help="measure memory at these N (one registrar, growing)")
     args = p.parse_args()
     # An optimised build of its own, whatever build/ is configured as.
     subprocess.run(["cmake", "-S", ROOT, "-B", os.path.join(ROOT, "build-bench"), "-G", "Ninja",
                     "-DCMAKE_BUILD_TYPE=Release"], check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["cmake", "--build", os.path.join(ROOT, "build-bench"), "--target", "registrar"],
                    check=True, stdout=subprocess.DEVNULL)
+    if args.memory_steps:
+        memory_main(args)
+        return
     results = []
     for n in [int(x) for x in args.sizes.split(",")]:
         workdir = tempfile.mkdtemp(prefix=f"sipwake-bench-{n}-")

@@ -10,7 +10,12 @@ packages=(
   prometheus-cpp-dev catch2 libnghttp2-dev libjemalloc-dev
   redis-server kamailio kamailio-tls-modules sip-tester
   nghttp2-client nghttp2-server iproute2 prometheus
+  yamllint python3-yaml python3-kubernetes systemd gnuplot-nox
 )
+# k8s/validate.sh renders the manifests with `kubectl kustomize`: Debian's
+# kubernetes-client, unless a kubectl is installed already (another package's
+# /usr/bin/kubectl would clash with it).
+command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -5,41 +5,29 @@
 # and pushgw with the log provider (pushes are logged, not sent; /metrics on
 # 127.0.0.1:9102). Set PUSHGW_APPS_FILE to send real pushes (see README).
 # Keys for development are generated once under .local/. Ctrl-C stops it all.
+# deploy/local/run-cluster.sh starts several instances of each.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 state=$root/.local
-mkdir -p "$state/redis"
 
-deploy/install-deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)"
+# shellcheck source=deploy/local/lib.sh
+. deploy/local/lib.sh
+sipwake_build
+sipwake_dev_keys "$state"
 
-if [ ! -f "$state/credential_keys" ]; then
-  (umask 077; echo "dev1 $(openssl rand -base64 32)" > "$state/credential_keys")
-fi
-if [ ! -f "$state/api_keys" ]; then
-  (umask 077; echo "dev $(openssl rand -hex 24)" > "$state/api_keys")
-fi
-api_key=$(awk '{print $2}' "$state/api_keys")
+cleanup() { sipwake_stop_all; sipwake_stop_redis; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
-
-if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
-  redis-server --bind 127.0.0.1 --port 6379 --dir "$state/redis" --appendonly yes \
-    --save "" --logfile "$state/redis.log" &
-  pids+=($!)
-  for _ in $(seq 50); do redis-cli -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
-fi
+sipwake_start_redis 6379 "$state/redis"
 
 export REGISTRAR_CREDENTIAL_KEYS_FILE=$state/credential_keys
 export REGISTRAR_API_KEYS_FILE=$state/api_keys
-build/registrar &
-pids+=($!)
-build/pushgw &
-pids+=($!)
+"$build_dir/registrar" &
+sipwake_track $!
+"$build_dir/pushgw" &
+sipwake_track $!
 
 cat <<MSG
 
@@ -56,4 +44,4 @@ Hand it a SIP account, for instance:
   curl -H 'Authorization: Bearer $api_key' http://127.0.0.1:8080/v1/bindings/my-phone
 Calls to the binding's contact ring and their pushes show up here as "push (log provider)".
 MSG
-wait -n "${pids[@]}"
+wait -n "${sipwake_pids[@]}"
