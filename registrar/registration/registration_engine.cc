@@ -130,7 +130,7 @@ std::uint32_t RegistrationEngine::allocate(std::unique_ptr<Registration> reg) {
 void RegistrationEngine::release(std::uint32_t slot) {
   Registration* reg = lookup(slot);
   if (!reg) return;
-  if (metrics_) metrics_->bindingLeft(reg->state);
+  if (metrics_ && !reg->parked) metrics_->bindingLeft(reg->state);
   if (!reg->replaced_ghost) {
     auto it = by_key_.find(reg->spec.key);
     if (it != by_key_.end() && it->second == slot) by_key_.erase(it);
@@ -153,7 +153,7 @@ std::string RegistrationEngine::contactFor(const RegistrationSpec& spec) const {
 
 void RegistrationEngine::setState(Registration& reg, RegistrationState state) {
   if (reg.state == state) return;
-  if (metrics_) {
+  if (metrics_ && !reg.parked) {  // a parked binding is counted by its new owner
     metrics_->bindingLeft(reg.state);
     metrics_->bindingEntered(state);
   }
@@ -234,6 +234,7 @@ void RegistrationEngine::upsert(RegistrationSpec spec, std::optional<ResumeState
   if (reg.parked) {
     // The shard came back before the grace ran out: carry on refreshing.
     reg.parked = false;
+    if (metrics_) metrics_->bindingEntered(reg.state);
     if (resume && !resume->previous_contact.empty() &&
         resume->previous_contact != contactFor(reg.spec)) {
       reg.previous_contact = resume->previous_contact;
@@ -328,6 +329,7 @@ void RegistrationEngine::park(const std::string& key) {
   Registration& reg = *slots_[it->second];
   if (reg.parked || reg.unregistering) return;
   reg.parked = true;
+  if (metrics_) metrics_->bindingLeft(reg.state);
   reg.attempt_timer = 0;
   reg.next_attempt_at = 0;
   // The grace timer reuses the TTL slot: a parked binding cannot expire here.

@@ -127,6 +127,17 @@ struct EngineFixture {
   FakeWakeup wakeup;
   crypto::CredentialSealer sealer;
   prometheus::Registry registry;
+
+  // registrar_bindings{state=...}
+  double bindingsGauge(const std::string& state) {
+    for (const auto& family : registry.Collect()) {
+      if (family.name != "registrar_bindings") continue;
+      for (const auto& m : family.metric) {
+        if (m.label[0].value == state) return m.gauge.value;
+      }
+    }
+    return 0;
+  }
   RegistrationMetrics metrics;
   RegistrationEngine engine;
 };

@@ -373,15 +373,9 @@ TEST_CASE("the bindings gauge follows the states", "[engine]") {
   EngineFixture f;
   registerFully(f, "1000");
   f.engine.upsert(f.spec("1001"));
-  auto families = f.registry.Collect();
-  std::map<std::string, double> gauge;
-  for (const auto& fam : families) {
-    if (fam.name != "registrar_bindings") continue;
-    for (const auto& m : fam.metric) gauge[m.label[0].value] = m.gauge.value;
-  }
-  CHECK(gauge["registered"] == 1);
-  CHECK(gauge["registering"] == 1);
-  CHECK(gauge["failed"] == 0);
+  CHECK(f.bindingsGauge("registered") == 1);
+  CHECK(f.bindingsGauge("registering") == 1);
+  CHECK(f.bindingsGauge("failed") == 0);
 }
 
 TEST_CASE("a restarted instance answers the persisted challenge in its first REGISTER",
@@ -472,8 +466,10 @@ TEST_CASE("a parked binding stops refreshing and writing, answers calls, then go
   EngineFixture f(policy);
   registerFully(f, "1000");
   std::size_t statuses = f.observer.statuses.size();
+  CHECK(f.bindingsGauge("registered") == 1);
   f.engine.park("acme/1000");
   CHECK(f.engine.findByContact("tok1000"));  // calls to our contact still ring here
+  CHECK(f.bindingsGauge("registered") == 0);  // counted by the new owner now
   f.advance(29'000);
   CHECK(f.transport.sent.empty());
   CHECK(f.engine.contains("acme/1000"));
