@@ -198,6 +198,20 @@ TEST_CASE("three registrars share 300 bindings, take over a killed one's and han
     CHECK(view.value("owner", "").rfind("r", 0) == 0);
   }
 
+  SECTION("any instance's API serves any binding: a DELETE through a non-owner un-registers") {
+    // b0..b2 were PUT through r1..r3; find one whose owner is another instance.
+    for (int i = 0; i < 3; ++i) {
+      std::string id = "b" + std::to_string(i);
+      std::string owner = cluster.r(1).binding(id).value("owner", "");
+      int via = owner == "r1" ? 2 : 1;
+      if (owner == "r" + std::to_string(via)) continue;
+      INFO(id << " owned by " << owner << ", deleted through r" << via);
+      CHECK(cluster.r(via).del(id).status == 204);
+      CHECK(cluster.r(via).get(id).status == 404);
+      CHECK(waitUntil([&] { return live(cluster.pbx.contacts(user(i))).empty(); }, 5000, 100));
+    }
+  }
+
   SECTION("kill -9: survivors take the bindings over within the bound, one contact each") {
     std::set<int> r2_port = {cluster.r(2).sipPort()};
     std::vector<std::string> r2_users;
