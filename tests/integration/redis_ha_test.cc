@@ -84,8 +84,11 @@ TEST_CASE("1,000 push jobs in flight, one of two pushgw killed: none lost, recla
   RedisClient redis(server.port());
   PushTestSetup push;
   push.apns->setDelay(2);  // the mock answers one at a time: ~2 s for all
-  // Small batches, so each instance holds some jobs, not all of them.
-  PushgwProcess::Env env = {{"PUSHGW_QUEUE_BATCH", "50"}, {"PUSHGW_QUEUE_MAX_OUTSTANDING", "100"}};
+  // Small windows, so each instance holds some jobs, not all of them, and no
+  // request waits at the (serial) mock anywhere near the provider's 10 s
+  // timeout even on a loaded machine: a timed-out push is resent, which would
+  // be a second delivery that no reclaim caused.
+  PushgwProcess::Env env = {{"PUSHGW_QUEUE_BATCH", "10"}, {"PUSHGW_QUEUE_MAX_OUTSTANDING", "20"}};
   auto first = std::make_unique<PushgwProcess>(server.url(), push.apps_file, "pushgw-1", env);
   PushgwProcess second(server.url(), push.apps_file, "pushgw-2", env);
 
@@ -271,8 +274,11 @@ TEST_CASE("Sentinel switch-over: registrar and pushgw follow the new primary", "
     return !role.elements.empty() && role.elements[0].str == "master";
   }, 10000));
 
-  // The first write after the switch may meet the old primary (503); the
-  // registrar finds the new one at once.
+  // The services ask the sentinels again once a second (the old primary still
+  // takes writes until Sentinel turns it into a replica): past that second,
+  // writes go to the new primary. The first may still meet a demoted primary
+  // (READONLY: 503 or run again there).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   json after = bindingBody("1302", pbx.port());
   after["devices"] = devicesJson();
   REQUIRE(waitUntil([&] { return registrar.put("after", after).status / 100 == 2; }, 10000));
