@@ -66,6 +66,9 @@ int runPushgw(const PushgwConfig& config) {
     metrics.deadLetters("malformed", static_cast<double>(dead.malformed));
     metrics.deadLetters("redelivered", static_cast<double>(dead.redelivered));
     metrics.deadLetters("undeliverable", static_cast<double>(dead.undeliverable));
+    JobStream::TrimCounts trims = stream->trims();
+    metrics.streamTrims("acknowledged", static_cast<double>(trims.acknowledged));
+    metrics.streamTrims("lost_pending", static_cast<double>(trims.lost_pending));
     depth_timer.start(1000);
   });
   depth_timer.start(1000);

@@ -36,6 +36,12 @@ PushgwMetrics::PushgwMetrics(prometheus::Registry& registry) {
                        .Help("Push jobs moved to sipwake:push:dead, by cause")
                        .Register(registry);
   for (const char* cause : {"malformed", "redelivered", "undeliverable"}) deadLetters(cause, 0);
+  stream_trims_ = &prometheus::BuildCounter()
+                       .Name("pushgw_stream_trimmed_total")
+                       .Help("Entries removed from sipwake:push:jobs: acknowledged (our trims), "
+                             "lost_pending (deleted before delivery by someone else)")
+                       .Register(registry);
+  for (const char* kind : {"acknowledged", "lost_pending"}) streamTrims(kind, 0);
   // Pre-create the usual series so dashboards see zeros, not gaps.
   for (const char* provider : {"apns", "fcm"}) {
     for (const char* result : {"delivered", "invalid_token", "retry_later", "permanent_error"}) {
@@ -76,12 +82,20 @@ void PushgwMetrics::tokenRemoved(const std::string& provider) {
 
 void PushgwMetrics::inviteToPush(double seconds) { invite_to_push_->Observe(seconds); }
 
-void PushgwMetrics::deadLetters(const std::string& cause, double total) {
-  auto it = dead_letter_counters_.find(cause);
-  if (it == dead_letter_counters_.end()) {
-    it = dead_letter_counters_.emplace(cause, &dead_letters_->Add({{"cause", cause}})).first;
-  }
+void PushgwMetrics::bringUpTo(prometheus::Family<prometheus::Counter>& family,
+                              CounterSeries& series, const std::string& label,
+                              const std::string& value, double total) {
+  auto it = series.find(value);
+  if (it == series.end()) it = series.emplace(value, &family.Add({{label, value}})).first;
   if (total > it->second->Value()) it->second->Increment(total - it->second->Value());
+}
+
+void PushgwMetrics::deadLetters(const std::string& cause, double total) {
+  bringUpTo(*dead_letters_, dead_letter_counters_, "cause", cause, total);
+}
+
+void PushgwMetrics::streamTrims(const std::string& kind, double total) {
+  bringUpTo(*stream_trims_, stream_trim_counters_, "kind", kind, total);
 }
 
 }  // namespace sipwake::pushgw

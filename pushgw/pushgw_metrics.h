@@ -24,8 +24,15 @@ class PushgwMetrics {
   // pushgw_dead_letters_total{cause}: brought up to `total` (a count kept by
   // the stream). Called from one thread only.
   void deadLetters(const std::string& cause, double total);
+  // pushgw_stream_trimmed_total{kind}: "acknowledged" entries our trims
+  // removed; "lost_pending" pending entries found deleted before delivery
+  // (never by our trims; a foreign XTRIM/XDEL). Same convention.
+  void streamTrims(const std::string& kind, double total);
 
  private:
+  using CounterSeries = std::map<std::string, prometheus::Counter*>;
+  static void bringUpTo(prometheus::Family<prometheus::Counter>& family, CounterSeries& series,
+                        const std::string& label, const std::string& value, double total);
   prometheus::Counter& pushCounter(const std::string& provider, const std::string& result);
   prometheus::Family<prometheus::Counter>* pushes_;
   prometheus::Family<prometheus::Histogram>* latency_;
@@ -36,7 +43,9 @@ class PushgwMetrics {
   std::map<std::string, prometheus::Histogram*> latency_histograms_;
   std::map<std::string, prometheus::Counter*> removed_counters_;
   prometheus::Family<prometheus::Counter>* dead_letters_;
-  std::map<std::string, prometheus::Counter*> dead_letter_counters_;
+  CounterSeries dead_letter_counters_;
+  prometheus::Family<prometheus::Counter>* stream_trims_;
+  CounterSeries stream_trim_counters_;
 };
 
 }  // namespace sipwake::pushgw

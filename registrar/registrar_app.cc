@@ -253,7 +253,7 @@ int runRegistrar(const RegistrarConfig& config) {
 
   StoreWorker store({config.redis, config.instance, 50, config.policy.failed_retention, 1000});
   store.start();
-  PushJobWriter push_writer(config.redis, config.instance);
+  PushJobWriter push_writer(config.redis, config.instance, registry.get());
   push_writer.start();
   // A previous run that died left its ringing calls behind: their callers
   // got no answer from us (the PBX timed them out). Count them, end them.

@@ -2,6 +2,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include <tuple>
+
 
 namespace sipwake::redis {
 namespace {
@@ -52,45 +54,133 @@ void Connection::fail(const std::string& what) {
   throw RedisUnavailable("redis " + url_.redacted() + " " + what + detail);
 }
 
-void Connection::ensureConnected() {
-  if (ctx_ != nullptr) return;
-  timeval tv = toTimeval(connect_timeout_);
-  ctx_ = redisConnectWithTimeout(url_.host.c_str(), url_.port, tv);
-  if (ctx_ == nullptr || ctx_->err) fail("connect failed");
-  timeval ctv = toTimeval(command_timeout_);
-  redisSetTimeout(ctx_, ctv);
-  redisEnableKeepAlive(ctx_);
-  if (!url_.password.empty()) {
-    redisReply* r = url_.username.empty()
-                        ? static_cast<redisReply*>(redisCommand(ctx_, "AUTH %s", url_.password.c_str()))
-                        : static_cast<redisReply*>(redisCommand(ctx_, "AUTH %s %s",
-                                                                url_.username.c_str(),
-                                                                url_.password.c_str()));
-    Reply reply(r);
-    if (r == nullptr) fail("AUTH failed");
-    // The server's message may echo nothing secret, but keep it out anyway.
-    if (reply.isError()) fail("rejected our credentials");
+namespace {
+
+// One context to host:port with timeouts, or nullptr.
+redisContext* open(const std::string& host, int port, Millis connect_timeout, Millis command_timeout) {
+  timeval tv = toTimeval(connect_timeout);
+  redisContext* ctx = redisConnectWithTimeout(host.c_str(), port, tv);
+  if (ctx == nullptr) return nullptr;
+  if (ctx->err) {
+    redisFree(ctx);
+    return nullptr;
   }
-  if (url_.db != 0) {
-    Reply reply(static_cast<redisReply*>(redisCommand(ctx_, "SELECT %d", url_.db)));
-    if (reply.isNil() || reply.isError()) fail("SELECT failed");
+  if (command_timeout > 0) {
+    timeval ctv = toTimeval(command_timeout);
+    redisSetTimeout(ctx, ctv);
+  }
+  redisEnableKeepAlive(ctx);
+  return ctx;
+}
+
+Reply run(redisContext* ctx, const std::vector<std::string>& argv) {
+  std::vector<const char*> args;
+  std::vector<size_t> lens;
+  for (const auto& a : argv) {
+    args.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  return Reply(static_cast<redisReply*>(
+      redisCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lens.data())));
+}
+
+}  // namespace
+
+// Asks each sentinel in turn for the primary's address.
+std::pair<std::string, int> askSentinels(const RedisUrl& url, Millis connect_timeout) {
+  for (const auto& [host, port] : url.sentinels) {
+    redisContext* ctx = open(host, port, connect_timeout, connect_timeout);
+    if (ctx == nullptr) continue;
+    Reply addr = run(ctx, {"SENTINEL", "get-master-addr-by-name", url.master_name});
+    redisFree(ctx);
+    if (addr.size() == 2) {
+      try {
+        return {std::string(addr.element(0).str()), std::stoi(std::string(addr.element(1).str()))};
+      } catch (const std::logic_error&) {
+      }
+    }
+  }
+  throw RedisUnavailable("redis " + url.redacted() + ": no sentinel named the primary");
+}
+
+bool isRoleChangeError(std::string_view error) {
+  return error.find("READONLY") != std::string_view::npos ||
+         error.rfind("UNBLOCKED", 0) == 0 || error.rfind("MASTERDOWN", 0) == 0;
+}
+
+redisContext* connectToPrimary(const RedisUrl& url, Millis connect_timeout, Millis command_timeout,
+                               std::pair<std::string, int>* address) {
+  std::string host = url.host;
+  int port = url.port;
+  if (url.viaSentinel()) std::tie(host, port) = askSentinels(url, connect_timeout);
+  redisContext* ctx = open(host, port, connect_timeout, command_timeout);
+  auto fail = [&](const std::string& what) -> RedisUnavailable {
+    if (ctx != nullptr) redisFree(ctx);
+    return RedisUnavailable("redis " + url.redacted() + " " + what);
+  };
+  if (ctx == nullptr) throw fail("connect failed");
+  if (!url.password.empty()) {
+    Reply reply = url.username.empty() ? run(ctx, {"AUTH", url.password})
+                                       : run(ctx, {"AUTH", url.username, url.password});
+    // The server's message may echo nothing secret, but keep it out anyway.
+    if (reply.isNil()) throw fail("AUTH failed");
+    if (reply.isError()) throw fail("rejected our credentials");
+  }
+  if (url.viaSentinel()) {
+    // A sentinel may still name a primary that was just demoted.
+    Reply role = run(ctx, {"ROLE"});
+    if (role.element(0).str() != "master") {
+      throw fail("sentinel named " + host + ":" + std::to_string(port) + ", which is not a primary");
+    }
+  }
+  if (url.db != 0) {
+    Reply reply = run(ctx, {"SELECT", std::to_string(url.db)});
+    if (reply.isNil() || reply.isError()) throw fail("SELECT failed");
+  }
+  if (address != nullptr) *address = {host, port};
+  return ctx;
+}
+
+void Connection::ensureConnected() {
+  if (ctx_ != nullptr && url_.viaSentinel()) followSentinels();
+  if (ctx_ != nullptr) return;
+  ctx_ = connectToPrimary(url_, connect_timeout_, command_timeout_, &primary_);
+  next_sentinel_check_ = SystemClock::instance().now() + kSecond;
+}
+
+void Connection::followSentinels() {
+  Millis now = SystemClock::instance().now();
+  if (now < next_sentinel_check_) return;
+  next_sentinel_check_ = now + kSecond;
+  try {
+    if (askSentinels(url_, connect_timeout_) != primary_) {
+      dropConnection();  // the next command connects to the new primary
+    }
+  } catch (const RedisUnavailable&) {
+    // No sentinel answers: keep the primary we have.
   }
 }
 
 Reply Connection::command(const std::vector<std::string_view>& argv) {
-  ensureConnected();
-  std::vector<const char*> args;
-  std::vector<size_t> lens;
-  args.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (auto a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
+  for (int attempt = 0;; ++attempt) {
+    ensureConnected();
+    std::vector<const char*> args;
+    std::vector<size_t> lens;
+    args.reserve(argv.size());
+    lens.reserve(argv.size());
+    for (auto a : argv) {
+      args.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    auto* r = static_cast<redisReply*>(
+        redisCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data()));
+    if (r == nullptr) fail("command failed");
+    Reply reply(r);
+    if (!reply.isError() || !isRoleChangeError(reply.str())) return reply;
+    // Refused by a demoted primary: find the new one and run it there.
+    dropConnection();
+    if (attempt > 0) throw RedisUnavailable("redis " + url_.redacted() + ": " + std::string(reply.str()));
   }
-  auto* r = static_cast<redisReply*>(
-      redisCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data()));
-  if (r == nullptr) fail("command failed");
-  return Reply(r);
 }
 
 std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::string>>& commands) {
@@ -113,6 +203,13 @@ std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::strin
     void* r = nullptr;
     if (redisGetReply(ctx_, &r) != REDIS_OK || r == nullptr) fail("pipeline read failed");
     replies.emplace_back(static_cast<redisReply*>(r));
+  }
+  for (const auto& reply : replies) {
+    if (reply.isError() && isRoleChangeError(reply.str())) {
+      // Some commands may have run (reads): the caller retries the batch.
+      dropConnection();
+      throw RedisUnavailable("redis " + url_.redacted() + ": " + std::string(reply.str()));
+    }
   }
   return replies;
 }

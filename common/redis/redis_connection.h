@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/event/clock.h"
@@ -49,8 +50,29 @@ struct Script {
   std::string sha1;  // filled lazily
 };
 
+// Connects to the Redis `url` names, authenticates and selects its database.
+// A Sentinel URL asks the sentinels in turn for the primary
+// (SENTINEL get-master-addr-by-name) and checks with ROLE that it is one.
+// command_timeout <= 0 leaves reads without a timeout (subscribers).
+// Throws RedisUnavailable; the caller owns the context (redisFree).
+// `address`, when given, receives the host and port connected to.
+redisContext* connectToPrimary(const RedisUrl& url, Millis connect_timeout, Millis command_timeout,
+                               std::pair<std::string, int>* address = nullptr);
+// Sentinel URL: the primary the sentinels name now. Throws RedisUnavailable.
+std::pair<std::string, int> askSentinels(const RedisUrl& url, Millis timeout);
+
+// True for the error replies that mean "this server is no longer the primary"
+// (READONLY from a demoted primary, UNBLOCKED by its role change, MASTERDOWN).
+bool isRoleChangeError(std::string_view error);
+
 // A blocking connection with timeouts that reconnects on the next command
 // after a failure. Owned by one thread (the store thread).
+// Behind Sentinel it asks the sentinels again at most once a second and moves
+// to a new primary as soon as they name one (a demoted primary keeps taking
+// writes until Sentinel turns it into a replica, which may take seconds).
+// On a role-change error it drops the connection so the next command finds
+// the new primary; command() retries once at once, as the refused command did
+// not run.
 class Connection {
  public:
   Connection(RedisUrl url, Millis connect_timeout = 1000, Millis command_timeout = 2000);
@@ -70,6 +92,7 @@ class Connection {
 
  private:
   void ensureConnected();
+  void followSentinels();
   void dropConnection();
   [[noreturn]] void fail(const std::string& what);
 
@@ -77,6 +100,8 @@ class Connection {
   Millis connect_timeout_;
   Millis command_timeout_;
   redisContext* ctx_ = nullptr;
+  std::pair<std::string, int> primary_;  // where ctx_ is connected
+  Millis next_sentinel_check_ = 0;
 };
 
 }  // namespace sipwake::redis

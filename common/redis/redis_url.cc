@@ -5,6 +5,8 @@
 namespace sipwake::redis {
 namespace {
 
+constexpr int kSentinelPort = 26379;
+
 int parseNumber(const std::string& text, int min, int max, const char* what) {
   try {
     std::size_t used = 0;
@@ -15,20 +17,49 @@ int parseNumber(const std::string& text, int min, int max, const char* what) {
   throw std::invalid_argument(std::string("redis URL has an invalid ") + what);
 }
 
+// host, host:port, [v6] or [v6]:port; `port` keeps its value when absent.
+void parseHostPort(const std::string& hostport, std::string& host, int& port) {
+  if (!hostport.empty() && hostport.front() == '[') {
+    auto close = hostport.find(']');
+    if (close == std::string::npos) throw std::invalid_argument("redis URL has an invalid host");
+    host = hostport.substr(1, close - 1);
+    if (close + 1 < hostport.size()) {
+      if (hostport[close + 1] != ':') throw std::invalid_argument("redis URL has an invalid host");
+      port = parseNumber(hostport.substr(close + 2), 1, 65535, "port");
+    }
+  } else if (auto colon = hostport.rfind(':'); colon != std::string::npos) {
+    host = hostport.substr(0, colon);
+    port = parseNumber(hostport.substr(colon + 1), 1, 65535, "port");
+  } else if (!hostport.empty()) {
+    host = hostport;
+  }
+  if (host.empty()) throw std::invalid_argument("redis URL has no host");
+}
+
+std::string hostPort(const std::string& host, int port) {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
 }  // namespace
 
 std::string RedisUrl::redacted() const {
-  std::string out = "redis://";
+  std::string out = viaSentinel() ? "redis-sentinel://" : "redis://";
   if (!password.empty()) out += username + ":***@";
-  out += host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  return out + ":" + std::to_string(port) + "/" + std::to_string(db);
+  if (!viaSentinel()) return out + hostPort(host, port) + "/" + std::to_string(db);
+  for (std::size_t i = 0; i < sentinels.size(); ++i) {
+    out += (i ? "," : "") + hostPort(sentinels[i].first, sentinels[i].second);
+  }
+  return out + "/" + master_name + "/" + std::to_string(db);
 }
 
 RedisUrl parseRedisUrl(const std::string& text) {
-  const std::string scheme = "redis://";
-  if (text.rfind(scheme, 0) != 0) throw std::invalid_argument("redis URL must start with redis://");
+  const std::string plain = "redis://", sentinel = "redis-sentinel://";
+  bool via_sentinel = text.rfind(sentinel, 0) == 0;
+  if (!via_sentinel && text.rfind(plain, 0) != 0) {
+    throw std::invalid_argument("redis URL must start with redis:// or redis-sentinel://");
+  }
   RedisUrl url;
-  std::string rest = text.substr(scheme.size());
+  std::string rest = text.substr(via_sentinel ? sentinel.size() : plain.size());
   if (auto at = rest.rfind('@'); at != std::string::npos) {
     std::string userinfo = rest.substr(0, at);
     rest = rest.substr(at + 1);
@@ -40,27 +71,37 @@ RedisUrl parseRedisUrl(const std::string& text) {
       url.password = userinfo.substr(colon + 1);
     }
   }
-  std::string hostport = rest;
+  std::string hosts = rest, path;
   if (auto slash = rest.find('/'); slash != std::string::npos) {
-    hostport = rest.substr(0, slash);
-    std::string db = rest.substr(slash + 1);
-    if (!db.empty()) url.db = parseNumber(db, 0, 15, "database number");
+    hosts = rest.substr(0, slash);
+    path = rest.substr(slash + 1);
   }
-  if (!hostport.empty() && hostport.front() == '[') {
-    auto close = hostport.find(']');
-    if (close == std::string::npos) throw std::invalid_argument("redis URL has an invalid host");
-    url.host = hostport.substr(1, close - 1);
-    if (close + 1 < hostport.size()) {
-      if (hostport[close + 1] != ':') throw std::invalid_argument("redis URL has an invalid host");
-      url.port = parseNumber(hostport.substr(close + 2), 1, 65535, "port");
-    }
-  } else if (auto colon = hostport.rfind(':'); colon != std::string::npos) {
-    url.host = hostport.substr(0, colon);
-    url.port = parseNumber(hostport.substr(colon + 1), 1, 65535, "port");
-  } else if (!hostport.empty()) {
-    url.host = hostport;
+  if (!via_sentinel) {
+    if (!path.empty()) url.db = parseNumber(path, 0, 15, "database number");
+    parseHostPort(hosts, url.host, url.port);
+    return url;
   }
-  if (url.host.empty()) throw std::invalid_argument("redis URL has no host");
+  std::string db;
+  if (auto slash = path.find('/'); slash != std::string::npos) {
+    db = path.substr(slash + 1);
+    path = path.substr(0, slash);
+  }
+  if (path.empty()) throw std::invalid_argument("redis-sentinel URL has no master name");
+  url.master_name = path;
+  if (!db.empty()) url.db = parseNumber(db, 0, 15, "database number");
+  std::size_t start = 0;
+  while (start <= hosts.size()) {
+    auto comma = hosts.find(',', start);
+    std::string one = hosts.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    std::string host;
+    int port = kSentinelPort;
+    parseHostPort(one, host, port);
+    url.sentinels.emplace_back(host, port);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  url.host.clear();  // known once a sentinel names the primary
+  url.port = 0;
   return url;
 }
 

@@ -1,16 +1,27 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace sipwake::redis {
 
 // redis://[[user]:password@]host[:port][/db]
+// redis-sentinel://[[user]:password@]host1[:port1],host2[:port2]/master-name[/db]
+//   (Sentinel ports default to 26379; the credentials are the data nodes',
+//   the sentinels themselves are asked without AUTH.)
 struct RedisUrl {
   std::string host = "127.0.0.1";
   int port = 6379;
   int db = 0;
   std::string username;
   std::string password;
+  // Sentinel mode when not empty: host and port are then found by asking
+  // these for the primary of `master_name`.
+  std::vector<std::pair<std::string, int>> sentinels;
+  std::string master_name;
+
+  bool viaSentinel() const { return !sentinels.empty(); }
   // For logs: never includes the password.
   std::string redacted() const;
 };

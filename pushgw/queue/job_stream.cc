@@ -2,11 +2,23 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/log/logger.h"
 
 namespace sipwake::pushgw {
+namespace {
+
+// What the dead-letter stream keeps of a parsed job: no token, no content.
+std::string jobSummary(const PushJob& job) {
+  nlohmann::json summary = {{"type", job.type},       {"tenant", job.tenant},
+                            {"binding", job.binding}, {"device", job.device_id},
+                            {"provider", job.provider}, {"call_id", job.call_id}};
+  return summary.dump();
+}
+
+}  // namespace
 
 JobStream::JobStream(Options options, Sink sink)
     : options_(std::move(options)),
@@ -44,15 +56,14 @@ void JobStream::stop() {
 void JobStream::ack(const std::string& entry_id) {
   std::lock_guard lock(mutex_);
   acks_.push_back(entry_id);
+  held_.erase(entry_id);
 }
 
 void JobStream::deadLetter(const PushJob& job, const std::string& reason) {
-  nlohmann::json summary = {{"type", job.type},       {"tenant", job.tenant},
-                            {"binding", job.binding}, {"device", job.device_id},
-                            {"provider", job.provider}, {"call_id", job.call_id}};
   ++undeliverable_;
   std::lock_guard lock(mutex_);
-  dead_.push_back({job.entry_id, summary.dump(), reason, true});
+  dead_.push_back({job.entry_id, jobSummary(job), reason, true});
+  held_.erase(job.entry_id);
 }
 
 void JobStream::run() {
@@ -66,8 +77,14 @@ void JobStream::run() {
       }
       Millis now = SystemClock::instance().now();
       if (now >= next_claim_) {
+        keepHeld();
         reclaim();
-        next_claim_ = now + options_.claim_interval;
+        // Often enough that what we hold never looks idle for claim_idle.
+        next_claim_ = now + std::min(options_.claim_interval, options_.claim_idle / 4);
+      }
+      if (now >= next_trim_) {
+        trimAcknowledged();
+        next_trim_ = now + options_.trim_interval;
       }
       if (now >= next_depth_) {
         measureDepth();
@@ -135,58 +152,163 @@ void JobStream::readNew() {
   if (!reply.isArray() || reply.size() == 0) return;
   auto jobs = parseEntries(reply.element(0).element(1), 1);
   if (jobs.empty()) return;
+  handOut(std::move(jobs));
+}
+
+void JobStream::reclaim() {
+  // Entries another (dead) consumer left pending for longer than claim_idle,
+  // a page at a time, the cursor carried over to the next round.
+  bool more = true;
+  for (int page = 0; more && page < 10 && !stopping_ && !draining_; ++page) {
+    auto jobs = claimPage(more);
+    if (jobs.empty()) continue;
+    log::info("claimed push jobs left pending by another consumer",
+              {{"count", std::to_string(jobs.size())}});
+    handOut(std::move(jobs));
+  }
+}
+
+void JobStream::handOut(std::vector<PushJob>&& jobs) {
+  Millis now = SystemClock::instance().now();
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& job : jobs) held_[job.entry_id] = now;
+  }
   outstanding_ += jobs.size();
   sink_(std::move(jobs));
 }
 
-void JobStream::reclaim() {
-  // Entries another (dead) consumer left pending for longer than claim_idle.
-  redis::Reply pending = redis_.command(
-      {"XPENDING", kJobStreamKey, options_.group, "IDLE", std::to_string(options_.claim_idle),
-       "-", "+", "200"});
-  if (!pending.isArray() || pending.size() == 0) return;
-  std::vector<std::string> claim;
-  std::vector<int> counts;
-  for (std::size_t i = 0; i < pending.size(); ++i) {
-    redis::Reply p = pending.element(i);
-    std::string id(p.element(0).str());
-    int deliveries = static_cast<int>(p.element(3).integer());
-    if (deliveries >= options_.max_deliveries) {
-      redis::Reply entry = redis_.command({"XRANGE", kJobStreamKey, id, id});
-      std::string raw;
-      if (entry.size() == 1) {
-        redis::Reply fields = entry.element(0).element(1);
-        for (std::size_t f = 0; f + 1 < fields.size(); f += 2) {
-          if (fields.element(f).str() == "job") raw = std::string(fields.element(f + 1).str());
-        }
+void JobStream::keepHeld() {
+  // Jobs still under way here (a push being retried may take minutes) are
+  // claimed again by us with JUSTID: their idle time restarts, so the other
+  // instances do not take them over, and their delivery count stays. One
+  // taken over meanwhile by another instance (idle below the threshold) is
+  // left to it.
+  const Millis threshold = options_.claim_idle / 4;
+  Millis now = SystemClock::instance().now();
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [id, touched] : held_) {
+      if (now - touched < threshold) continue;
+      ids.push_back(id);
+      touched = now;
+    }
+  }
+  for (std::size_t at = 0; at < ids.size(); at += 500) {
+    std::vector<std::string> argv = {"XCLAIM", kJobStreamKey, options_.group, options_.consumer,
+                                     std::to_string(threshold)};
+    argv.insert(argv.end(), ids.begin() + static_cast<long>(at),
+                ids.begin() + static_cast<long>(std::min(ids.size(), at + 500)));
+    argv.push_back("JUSTID");
+    std::vector<std::string_view> views(argv.begin(), argv.end());
+    redis_.command(views);
+  }
+}
+
+std::vector<PushJob> JobStream::claimPage(bool& more) {
+  redis::Reply reply = redis_.command(
+      {"XAUTOCLAIM", kJobStreamKey, options_.group, options_.consumer,
+       std::to_string(options_.claim_idle), claim_cursor_, "COUNT", "200"});
+  if (reply.isError() || !reply.isArray() || reply.size() < 2) {
+    if (reply.str().find("NOGROUP") != std::string_view::npos) group_ready_ = false;
+    throw redis::RedisUnavailable("XAUTOCLAIM: " + std::string(reply.str()));
+  }
+  claim_cursor_ = std::string(reply.element(0).str());
+  more = claim_cursor_ != "0-0";
+  // Pending entries whose data is gone (trimmed or deleted by someone else):
+  // Redis drops them from the pending list; their jobs cannot be sent.
+  redis::Reply deleted = reply.element(2);
+  if (deleted.size() > 0) {
+    lost_pending_ += deleted.size();
+    log::error("pending push jobs were deleted from the stream before delivery",
+               {{"count", std::to_string(deleted.size())},
+                {"first", std::string(deleted.element(0).str())}});
+  }
+  redis::Reply entries = reply.element(1);
+  if (entries.size() == 0) return {};
+  // XAUTOCLAIM counted this delivery; read the counts to dead-letter the
+  // jobs handed out too often.
+  std::vector<std::vector<std::string>> counts_query;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    std::string id(entries.element(i).element(0).str());
+    counts_query.push_back({"XPENDING", kJobStreamKey, options_.group, id, id, "1"});
+  }
+  std::vector<redis::Reply> counts = redis_.pipeline(counts_query);
+  std::vector<PushJob> jobs = parseEntries(entries, 2);
+  std::vector<PushJob> keep;
+  for (auto& job : jobs) {
+    {
+      // Ours already, still under way (it looked idle, e.g. after an outage).
+      std::lock_guard lock(mutex_);
+      if (held_.count(job.entry_id)) continue;
+    }
+    int deliveries = 2;
+    for (std::size_t i = 0; i < counts_query.size(); ++i) {
+      if (counts_query[i][3] == job.entry_id && counts[i].size() == 1) {
+        deliveries = static_cast<int>(counts[i].element(0).element(3).integer());
       }
-      log::warn("push job handed out too often; dead letter", {{"entry", id}});
+    }
+    job.deliveries = deliveries;
+    if (deliveries > options_.max_deliveries) {
+      log::warn("push job handed out too often; dead letter", {{"entry", job.entry_id}});
       ++redelivered_;
       std::lock_guard lock(mutex_);
-      dead_.push_back(
-          {id, raw.substr(0, 2048), "delivered " + std::to_string(deliveries) + " times", false});
+      dead_.push_back({job.entry_id, jobSummary(job),
+                       "delivered " + std::to_string(deliveries - 1) + " times", false});
       continue;
     }
-    claim.push_back(id);
-    counts.push_back(deliveries + 1);
+    keep.push_back(std::move(job));
   }
-  if (claim.empty()) return;
-  std::vector<std::string_view> argv = {"XCLAIM", kJobStreamKey, options_.group, options_.consumer};
-  std::string idle = std::to_string(options_.claim_idle);
-  argv.push_back(idle);
-  for (const auto& id : claim) argv.push_back(id);
-  redis::Reply claimed = redis_.command(argv);
-  auto jobs = parseEntries(claimed, 2);
-  for (auto& job : jobs) {
-    for (std::size_t i = 0; i < claim.size(); ++i) {
-      if (claim[i] == job.entry_id) job.deliveries = counts[i];
+  return keep;
+}
+
+namespace {
+
+// A stream entry id "ms-seq" as a comparable pair; {0,0} when unparseable.
+std::pair<unsigned long long, unsigned long long> entryId(std::string_view id) {
+  auto dash = id.find('-');
+  if (dash == std::string_view::npos) return {0, 0};
+  try {
+    return {std::stoull(std::string(id.substr(0, dash))), std::stoull(std::string(id.substr(dash + 1)))};
+  } catch (const std::logic_error&) {
+    return {0, 0};
+  }
+}
+
+}  // namespace
+
+void JobStream::trimAcknowledged() {
+  // Safe point over every group: an entry is removed only when every group
+  // has read it and none holds it pending, i.e. below the oldest pending
+  // entry and not above the last delivered one.
+  redis::Reply groups = redis_.command({"XINFO", "GROUPS", kJobStreamKey});
+  if (!groups.isArray() || groups.size() == 0) return;
+  std::string threshold;
+  for (std::size_t i = 0; i < groups.size(); ++i) {
+    redis::Reply g = groups.element(i);
+    std::string name, last_delivered;
+    long long pending = 0;
+    for (std::size_t f = 0; f + 1 < g.size(); f += 2) {
+      auto field = g.element(f).str();
+      if (field == "name") name = std::string(g.element(f + 1).str());
+      if (field == "pending") pending = g.element(f + 1).integer();
+      if (field == "last-delivered-id") last_delivered = std::string(g.element(f + 1).str());
     }
+    std::string safe = last_delivered;
+    if (pending > 0) {
+      redis::Reply summary = redis_.command({"XPENDING", kJobStreamKey, name});
+      if (summary.size() < 2 || summary.element(1).isNil()) return;  // changed meanwhile
+      safe = std::string(summary.element(1).str());
+    }
+    if (entryId(safe) == std::make_pair(0ULL, 0ULL)) return;
+    if (threshold.empty() || entryId(safe) < entryId(threshold)) threshold = safe;
   }
-  if (jobs.empty()) return;
-  log::info("claimed push jobs left pending by another consumer",
-            {{"count", std::to_string(jobs.size())}});
-  outstanding_ += jobs.size();
-  sink_(std::move(jobs));
+  // Entries below `threshold` are acknowledged by every group; new ones only
+  // come with higher ids, and an acknowledged entry never becomes pending
+  // again, so the trim cannot race a delivery.
+  redis::Reply trimmed = redis_.command({"XTRIM", kJobStreamKey, "MINID", threshold});
+  if (trimmed.isInteger()) trimmed_ += static_cast<std::uint64_t>(trimmed.integer());
 }
 
 void JobStream::flushAcks() {

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/redis/redis_connection.h"
@@ -19,9 +20,14 @@ inline constexpr const char* kDeadLetterStreamKey = "sipwake:push:dead";
 
 // Reads push jobs from the Redis stream as one consumer of a consumer group,
 // so several pushgw instances share the work and a dead one's jobs are not
-// lost: entries it left pending are claimed by the others after `claim_idle`.
-// A job is acknowledged only after its final outcome (ack()). Malformed jobs
-// and jobs handed out too often go to the dead-letter stream.
+// lost: entries it left pending are claimed by the others (XAUTOCLAIM) after
+// `claim_idle`. A job is acknowledged only after its final outcome (ack()).
+// Jobs still under way here are claimed again now and then (JUSTID), so a
+// long retry is not taken for a dead consumer's. Malformed jobs and jobs
+// handed out more than max_deliveries times go to the dead-letter stream.
+// The stream's length is bounded by trimming what every group has
+// acknowledged (XTRIM MINID below the oldest pending or undelivered entry),
+// so a trim never removes a job that has not reached its final outcome.
 // Runs its own thread with its own Redis connection.
 class JobStream {
  public:
@@ -33,6 +39,7 @@ class JobStream {
     Millis block = 100;              // XREADGROUP BLOCK
     Millis claim_idle = 30 * kSecond;
     Millis claim_interval = 2 * kSecond;
+    Millis trim_interval = kSecond;  // XTRIM of acknowledged entries
     int max_deliveries = 5;          // beyond: dead letter
     std::size_t max_outstanding = 20000;  // handed out, not yet acknowledged
     Millis shutdown_drain = 5 * kSecond;  // drain(): longest wait for jobs under way
@@ -62,6 +69,13 @@ class JobStream {
   DeadLetterCounts deadLetters() const {
     return {malformed_.load(), redelivered_.load(), undeliverable_.load()};
   }
+  // Acknowledged entries removed by our trims; pending entries found deleted
+  // by someone else's trim when reclaimed (their jobs are lost: logged).
+  struct TrimCounts {
+    std::uint64_t acknowledged = 0;
+    std::uint64_t lost_pending = 0;
+  };
+  TrimCounts trims() const { return {trimmed_.load(), lost_pending_.load()}; }
   // Entries not yet delivered to any consumer plus pending ones (last measured).
   long long depth() const { return depth_.load(); }
   bool healthy() const { return healthy_.load(); }
@@ -79,6 +93,10 @@ class JobStream {
   void reclaim();
   void flushAcks();
   void measureDepth();
+  void trimAcknowledged();
+  void handOut(std::vector<PushJob>&& jobs);
+  void keepHeld();
+  std::vector<PushJob> claimPage(bool& more);
   std::vector<PushJob> parseEntries(const redis::Reply& entries, int deliveries);
 
   Options options_;
@@ -88,14 +106,18 @@ class JobStream {
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> outstanding_{0};
   std::atomic<std::uint64_t> malformed_{0}, redelivered_{0}, undeliverable_{0};
+  std::atomic<std::uint64_t> trimmed_{0}, lost_pending_{0};
   std::atomic<bool> draining_{false};
   std::atomic<long long> depth_{0};
   std::atomic<bool> healthy_{false};
   std::mutex mutex_;
   std::vector<std::string> acks_;
   std::vector<Dead> dead_;
+  std::unordered_map<std::string, Millis> held_;  // handed out, not done: last (re)claimed
   Millis next_claim_ = 0;
   Millis next_depth_ = 0;
+  Millis next_trim_ = 0;
+  std::string claim_cursor_ = "0-0";  // XAUTOCLAIM resumes here
   bool group_ready_ = false;
 };
 

@@ -254,7 +254,9 @@ void BindingStore::markFailed(const RegistrationStatus& status, FailureReason re
                           {"binding", id},            {"device", device},
                           {"reason", std::string(toString(reason))},
                           {"sent_at", status.updated_at}};
-    redis_.command({"XADD", kPushStreamKey, "MAXLEN", "~", "1000000", "*", "job", job.dump()});
+    // No MAXLEN: a trim here could drop jobs not yet delivered; pushgw trims
+    // what its group acknowledged.
+    redis_.command({"XADD", kPushStreamKey, "*", "job", job.dump()});
   }
 }
 

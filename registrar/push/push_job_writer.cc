@@ -37,8 +37,30 @@ std::string callStateKey(const std::string& binding_key, const std::string& call
   return "sipwake:call:{" + binding_key + "}:" + call_id;
 }
 
-PushJobWriter::PushJobWriter(redis::RedisUrl url, std::string instance)
-    : redis_(std::move(url)), instance_(std::move(instance)), fanout_script_{kFanoutScript, {}} {}
+PushJobWriter::PushJobWriter(redis::RedisUrl url, std::string instance,
+                             prometheus::Registry* registry, long long max_stream_length)
+    : redis_(std::move(url)),
+      instance_(std::move(instance)),
+      fanout_script_{kFanoutScript, {}},
+      max_stream_length_(max_stream_length) {
+  if (registry != nullptr) {
+    refused_ = &prometheus::BuildCounter()
+                    .Name("registrar_push_jobs_refused_total")
+                    .Help("Push jobs not written: the job stream is over its bound (pushgw not consuming)")
+                    .Register(*registry)
+                    .Add({});
+  }
+}
+
+bool PushJobWriter::streamFull() {
+  Millis now = SystemClock::instance().now();
+  if (now >= next_length_check_) {
+    redis::Reply length = redis_.command({"XLEN", kPushStreamKey});
+    stream_full_ = length.isInteger() && length.integer() >= max_stream_length_;
+    next_length_check_ = now + kSecond;
+  }
+  return stream_full_;
+}
 
 PushJobWriter::~PushJobWriter() { stop(); }
 
@@ -191,10 +213,18 @@ void PushJobWriter::writePush(const PushRequest& r) {
     if (r.type == "message") job["body"] = r.body;
     if (!r.relay.empty()) job["relay"] = r.relay;
     if (r.type == "call_cancelled") job["answered_elsewhere"] = r.answered_elsewhere;
-    commands.push_back({"XADD", kPushStreamKey, "MAXLEN", "~", "1000000", "*", "job",
+    commands.push_back({"XADD", kPushStreamKey, "*", "job",
                         job.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
   }
-  if (!commands.empty()) redis_.pipeline(commands);
+  if (commands.empty()) return;
+  if (streamFull()) {
+    if (refused_ != nullptr) refused_->Increment(static_cast<double>(commands.size()));
+    log::error("push job refused: the job stream is over its bound",
+               {{"binding", r.binding_key}, {"type", r.type},
+                {"max_stream_length", std::to_string(max_stream_length_)}});
+    return;
+  }
+  redis_.pipeline(commands);
 }
 
 }  // namespace sipwake::registrar

@@ -7,6 +7,9 @@
 #include <string>
 #include <thread>
 
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
 #include "common/redis/redis_connection.h"
 #include "registrar/call/push_request.h"
 
@@ -18,9 +21,18 @@ namespace sipwake::registrar {
 // with HSETNX); its state key tells pushgw when retries are pointless.
 // Has its own thread and connection so the INVITE path never waits on API
 // traffic.
+// The stream is bounded by pushgw trimming what it acknowledged (never what it
+// has not delivered). Should it still exceed max_stream_length (no pushgw
+// consuming for a long time), new jobs are refused, logged and counted in
+// registrar_push_jobs_refused_total, rather than trimming old ones silently.
+// While Redis is unreachable jobs wait here, in order, and are written when it
+// returns, each until its own expiry (a call's: its ring time).
 class PushJobWriter final : public PushSink {
  public:
-  PushJobWriter(redis::RedisUrl url, std::string instance);
+  static constexpr long long kDefaultMaxStreamLength = 1'000'000;
+  PushJobWriter(redis::RedisUrl url, std::string instance,
+                prometheus::Registry* registry = nullptr,
+                long long max_stream_length = kDefaultMaxStreamLength);
   ~PushJobWriter() override;
   void start();
   void stop();
@@ -44,6 +56,7 @@ class PushJobWriter final : public PushSink {
   void run();
   void write(const Item& item);
   void writePush(const PushRequest& request);
+  bool streamFull();
 
   redis::Connection redis_;
   std::string instance_;
@@ -53,6 +66,10 @@ class PushJobWriter final : public PushSink {
   std::condition_variable wake_;
   std::deque<Item> queue_;
   bool stopping_ = false;
+  long long max_stream_length_;
+  Millis next_length_check_ = 0;
+  bool stream_full_ = false;
+  prometheus::Counter* refused_ = nullptr;
 };
 
 // Keys shared with pushgw (same hash tag as the binding).

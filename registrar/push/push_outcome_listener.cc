@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "common/log/logger.h"
+#include "common/redis/redis_connection.h"
 
 namespace sipwake::registrar {
 
@@ -48,29 +49,22 @@ void PushOutcomeListener::run() {
 }
 
 void PushOutcomeListener::listenOnce() {
-  timeval timeout{1, 0};
-  redisContext* ctx = redisConnectWithTimeout(url_.host.c_str(), url_.port, timeout);
-  if (!ctx || ctx->err) {
-    if (ctx) redisFree(ctx);
+  redisContext* ctx = nullptr;
+  try {
+    // The primary (through the sentinels when so configured), authenticated;
+    // reads block with no timeout: messages come when they come.
+    ctx = redis::connectToPrimary(url_, 1000, 0);
+  } catch (const redis::RedisUnavailable&) {
     return;
   }
   {
     std::lock_guard lock(mutex_);
     ctx_ = ctx;
   }
-  bool ok = true;
-  if (!url_.password.empty()) {
-    auto* r = static_cast<redisReply*>(
-        url_.username.empty() ? redisCommand(ctx, "AUTH %s", url_.password.c_str())
-                              : redisCommand(ctx, "AUTH %s %s", url_.username.c_str(),
-                                             url_.password.c_str()));
-    ok = r && r->type != REDIS_REPLY_ERROR;
-    if (r) freeReplyObject(r);
-  }
-  if (ok) {
-    auto* r = static_cast<redisReply*>(redisCommand(ctx, "SUBSCRIBE %s", channel_.c_str()));
-    ok = r != nullptr;
-    if (r) freeReplyObject(r);
+  bool ok = false;
+  if (auto* r = static_cast<redisReply*>(redisCommand(ctx, "SUBSCRIBE %s", channel_.c_str()))) {
+    ok = true;
+    freeReplyObject(r);
   }
   while (ok && !stopping_) {
     void* raw = nullptr;

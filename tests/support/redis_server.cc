@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 #include <signal.h>
 
+#include <fstream>
 #include <stdexcept>
 
 namespace sipwake::testing {
@@ -110,6 +111,9 @@ void RedisServer::start() {
       "--databases", "16",
   };
   // clang-format on
+  if (options_.replica_of != 0) {
+    argv.insert(argv.end(), {"--replicaof", "127.0.0.1", std::to_string(options_.replica_of)});
+  }
   process_ = std::make_unique<ChildProcess>(argv, logFile());
   // Loading a large AOF can take a moment; an ordinary start is ~20 ms.
   bool up = waitUntil([this] { return ping() || !process_->running(); }, 10000);
@@ -131,6 +135,53 @@ void RedisServer::kill9() {
   process_->kill9();
   process_.reset();
 }
+
+// ------------------------------------------------------------ RedisSentinel
+
+RedisSentinel::RedisSentinel(uint16_t primary_port, std::string master_name)
+    : master_name_(std::move(master_name)), primary_port_(primary_port), port_(freePort()) {
+  startOnFreePorts([this] { port_ = freePort(); }, [this] { start(); });
+}
+
+RedisSentinel::~RedisSentinel() = default;
+
+std::string RedisSentinel::url() const {
+  return "redis-sentinel://127.0.0.1:" + std::to_string(port_) + "/" + master_name_ + "/0";
+}
+
+void RedisSentinel::start() {
+  process_.reset();
+  // Sentinel rewrites its config file: it must be its own, writable.
+  std::string conf = dir_.file("sentinel.conf");
+  {
+    std::ofstream out(conf);
+    out << "bind 127.0.0.1\nport " << port_ << "\nprotected-mode no\ndir " << dir_.path() << "\n"
+        << "sentinel monitor " << master_name_ << " 127.0.0.1 " << primary_port_ << " 1\n"
+        << "sentinel down-after-milliseconds " << master_name_ << " 1000\n"
+        << "sentinel failover-timeout " << master_name_ << " 10000\n"
+        << "sentinel parallel-syncs " << master_name_ << " 1\n";
+  }
+  process_ = std::make_unique<ChildProcess>(
+      std::vector<std::string>{"redis-server", conf, "--sentinel"}, dir_.file("sentinel.log"));
+  bool up = waitUntil([this] { return primaryPort() != 0 || !process_->running(); }, 10000);
+  if (!up || !process_->running()) {
+    throw std::runtime_error("redis sentinel did not start on port " + std::to_string(port_) +
+                             "; log:\n" + process_->readLog());
+  }
+}
+
+uint16_t RedisSentinel::primaryPort() const {
+  try {
+    RedisClient sentinel(port_);
+    auto addr = sentinel.command({"SENTINEL", "get-master-addr-by-name", master_name_});
+    if (addr.elements.size() != 2) return 0;
+    return static_cast<uint16_t>(std::stoi(addr.elements[1].str));
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+std::string RedisSentinel::log() const { return process_ ? process_->readLog() : ""; }
 
 // ------------------------------------------------------------ RedisClient
 

@@ -20,6 +20,8 @@ struct RedisServerOptions {
   // "always" makes kill9() lose nothing that was acknowledged, so tests of
   // crash recovery are deterministic; "everysec" is the production default.
   std::string appendfsync = "always";
+  // Starts as a replica of 127.0.0.1:<port> (Sentinel tests).
+  uint16_t replica_of = 0;
 };
 
 // redis-server bound to 127.0.0.1 on a freePort(), with `--save ""` and its
@@ -51,6 +53,29 @@ class RedisServer {
  private:
   RedisServerOptions options_;
   TempDir dir_{"sipwake-redis"};
+  uint16_t port_;
+  std::unique_ptr<ChildProcess> process_;
+};
+
+// A redis-server in Sentinel mode (redis-server <conf> --sentinel) on a
+// freePort(), monitoring `master_name` at 127.0.0.1:<primary_port> with a
+// quorum of 1 and short timeouts. The constructor returns once it answers.
+class RedisSentinel {
+ public:
+  RedisSentinel(uint16_t primary_port, std::string master_name = "mymaster");
+  ~RedisSentinel();
+  uint16_t port() const { return port_; }
+  // redis-sentinel://127.0.0.1:PORT/<master>/0
+  std::string url() const;
+  // The port of the primary this sentinel names now (0 when none).
+  uint16_t primaryPort() const;
+  std::string log() const;
+
+ private:
+  void start();
+  std::string master_name_;
+  uint16_t primary_port_;
+  TempDir dir_{"sipwake-sentinel"};
   uint16_t port_;
   std::unique_ptr<ChildProcess> process_;
 };

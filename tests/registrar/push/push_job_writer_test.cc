@@ -1,10 +1,13 @@
 #include "registrar/push/push_job_writer.h"
 
+#include <chrono>
 #include <set>
 #include <string>
+#include <thread>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <prometheus/registry.h>
 
 #include "common/redis/redis_url.h"
 #include "registrar/binding/binding_store.h"
@@ -110,5 +113,57 @@ TEST_CASE("messages are pushed every time, a binding that is gone gets nothing",
   writer.enqueue(callPush("call-10"));  // written after the orphan, so the orphan was handled
   REQUIRE(waitUntil([&] { return jobs(redis).size() == 6; }, 5000));
   for (const auto& j : jobs(redis)) CHECK(j["binding"] == "phone");
+  writer.stop();
+}
+
+TEST_CASE("pushes written while Redis is down wait in order and go out when it returns", "[calls][redis]") {
+  RedisServer server;  // AOF: the binding survives the restart
+  {
+    RedisClient redis(server.port());
+    storeBinding(redis, "acme/phone");
+  }
+  PushJobWriter writer(redis::parseRedisUrl(server.url()), "registrar-a");
+  writer.start();
+  server.stop();
+  Millis now = SystemClock::instance().now();
+  PushRequest call = callPush("call-outage");
+  call.expires_at = now + 30 * kSecond;
+  PushRequest message{"message", "acme/phone", "msg-outage", "sip:bob@127.0.0.1", "", "sip:1000@127.0.0.1",
+                      "sent while Redis was down", false, now, now + 30 * kSecond, ""};
+  writer.enqueue(call);
+  writer.enqueue(message);
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));  // a few failed attempts
+  server.start();
+  RedisClient redis(server.port());
+  REQUIRE(waitUntil([&] { return jobs(redis).size() == 4; }, 5000));
+  auto written = jobs(redis);
+  CHECK(written[0]["call_id"] == "call-outage");
+  CHECK(written[1]["call_id"] == "call-outage");
+  CHECK(written[2]["body"] == "sent while Redis was down");
+  writer.stop();
+}
+
+TEST_CASE("over its bound the job stream refuses new jobs, counted, and keeps the old ones", "[calls][redis]") {
+  RedisServer server;
+  RedisClient redis(server.port());
+  storeBinding(redis, "acme/phone");
+  prometheus::Registry registry;
+  PushJobWriter writer(redis::parseRedisUrl(server.url()), "registrar-a", &registry, 2);
+  writer.start();
+  writer.enqueue(callPush("call-1"));  // two devices: the stream reaches its bound
+  REQUIRE(waitUntil([&] { return jobs(redis).size() == 2; }, 5000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // the length is read once a second
+  writer.enqueue(callPush("call-2"));
+  writer.enqueue(callPush("call-3"));
+  auto refused = [&] {
+    for (const auto& family : registry.Collect()) {
+      if (family.name == "registrar_push_jobs_refused_total") return family.metric.at(0).counter.value;
+    }
+    return -1.0;
+  };
+  REQUIRE(waitUntil([&] { return refused() == 4; }, 5000));
+  auto written = jobs(redis);
+  REQUIRE(written.size() == 2);
+  CHECK(written[0]["call_id"] == "call-1");
   writer.stop();
 }
