@@ -79,6 +79,8 @@ class BindingStore {
   void loadAll(const std::function<void(std::vector<LoadedBinding>&&)>& sink,
                std::size_t batch_size = 500);
   bool ping();
+  // For the operators' queries (binding_admin.h), on the same thread.
+  redis::Connection& connection() { return redis_; }
 
   static std::optional<LoadedBinding> toLoaded(const BindingFields& fields);
 

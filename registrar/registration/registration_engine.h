@@ -69,6 +69,10 @@ class RegistrationEngine {
   void remove(const std::string& key, UnregisterDone done);
   // Forgets a binding without a packet (another instance took it over).
   void forget(const std::string& key);
+  // Key rotation re-sealed the stored credential: hold the new blob (same
+  // password) if no PUT came since `generation`. No packet, no state change.
+  void replaceSealedCredential(const std::string& key, std::uint64_t generation,
+                               std::string sealed_password);
 
   // Runs due timers and sends what the pacer allows.
   void runDue();
