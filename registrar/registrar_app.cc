@@ -197,7 +197,11 @@ std::vector<crypto::SealingKey> readSealingKeys(const RegistrarConfig& config) {
 std::vector<std::string> reloadSealingKeys(const RegistrarConfig& config,
                                            crypto::CredentialSealer& sealer) {
   if (config.credential_keys_file.empty()) {
-    throw std::runtime_error("the credential keys come from the environment: restart to change them");
+    // REGISTRAR_CREDENTIAL_KEYS: the environment cannot change under a
+    // running process; a restart brings new keys, rotate-keys then re-seals.
+    log::info("credential keys come from the environment: not re-read",
+              {{"sealing_key", sealer.currentKeyId()}});
+    return {};
   }
   auto retired = sealer.replaceKeys(readSealingKeys(config));
   std::string ids;

@@ -51,12 +51,12 @@ json adminView(const BindingFields& fields, Millis now) {
 }  // namespace
 
 void RegistrarApi::inBatches(http::Responder respond, std::function<bool(BindingStore&)> step,
-                             std::function<Response()> finish) {
+                             std::function<Response()> finish, std::function<void()> ended) {
   // The step runs again as a new store job until it says done; each job is
   // one bounded batch, so tenant requests are not held up behind a walk of
   // every binding.
   auto run = std::make_shared<std::function<void(BindingStore&)>>();
-  *run = [this, respond, step = std::move(step), finish = std::move(finish),
+  *run = [this, respond, step = std::move(step), finish = std::move(finish), ended = std::move(ended),
           weak = std::weak_ptr<std::function<void(BindingStore&)>>(run)](BindingStore& store) {
     std::optional<Response> failure;
     bool done = false;
@@ -71,6 +71,7 @@ void RegistrarApi::inBatches(http::Responder respond, std::function<bool(Binding
     }
     if (failure || done) {
       Response response = failure ? std::move(*failure) : finish();
+      if (ended) ended();
       loop_.post([respond, response = std::move(response)]() mutable { respond(std::move(response)); });
       return;
     }
@@ -235,18 +236,16 @@ void RegistrarApi::adminRotateKeys(Call& call) {
     Millis started = SystemClock::instance().now();
   };
   auto state = std::make_shared<State>();
-  // rotating_ is cleared when the answer is ready, whatever happened.
-  auto clear = std::shared_ptr<void>(nullptr, [this](void*) { rotating_ = false; });
   inBatches(
       std::move(call.respond),
-      [this, state, clear](BindingStore& store) {
+      [this, state](BindingStore& store) {
         std::vector<Resealed> resealed;
         state->cursor =
             resealBatch(store.connection(), sealer_, state->cursor, kBatch, state->counts, resealed);
         if (!resealed.empty()) engine_.resealed(std::move(resealed));
         return state->cursor == "0";
       },
-      [state, key_id, retired, clear] {
+      [state, key_id, retired] {
         const auto& c = state->counts;
         Millis took = SystemClock::instance().now() - state->started;
         log::info("credential re-sealing finished",
@@ -261,7 +260,8 @@ void RegistrarApi::adminRotateKeys(Call& call) {
                                   {"failed", c.failed},
                                   {"retired_keys", retired},
                                   {"duration_ms", took}});
-      });
+      },
+      [this] { rotating_ = false; });  // before the answer: the caller may rotate again at once
 }
 
 void RegistrarApi::adminGetLogLevel(Call& call) {

@@ -384,8 +384,9 @@ void RegistrarApi::deleteBinding(const std::string& tenant, const std::string& i
         loop_.post([timer] {});
       }
       if (!unregistered) log::warn("binding erased without PBX confirmation", {{"binding", key}});
-      withStore(respond, [key](BindingStore& store) {
+      withStore(respond, [key, unregistered](BindingStore& store) {
         store.erase(key);
+        log::info("binding deleted", {{"binding", key}, {"unregistered", unregistered ? "yes" : "no"}});
         Response r;
         r.status = 204;
         r.content_type.clear();

@@ -115,9 +115,10 @@ class RegistrarApi {
   void adminSetLogLevel(Call& call);
 
   // Runs `step` on the store thread, one store job per call so other requests
-  // interleave, until it returns true; then answers with `finish`.
+  // interleave, until it returns true; then answers with `finish`. `ended`
+  // runs (on the store thread) before the answer, whether it succeeded or not.
   void inBatches(http::Responder respond, std::function<bool(BindingStore&)> step,
-                 std::function<http::Response()> finish);
+                 std::function<http::Response()> finish, std::function<void()> ended = {});
 
   void putBinding(const std::string& tenant, const std::string& id, const http::Request& request,
                   http::Responder respond);

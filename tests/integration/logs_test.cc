@@ -109,7 +109,7 @@ TEST_CASE("logs: JSON lines with ts, level, instance; binding and call ids where
 
   // No secret: passwords, push tokens (whole), API keys, private keys.
   std::string everything = registrar.log() + pushgw.log();
-  for (const std::string secret : {std::string("pw-8500"), std::string("Log-Secret-Zebra-8501"),
+  for (const std::string& secret : {std::string("pw-8500"), std::string("Log-Secret-Zebra-8501"),
                                    std::string(kApnsToken), std::string(kFcmToken), std::string(kTenantKey),
                                    std::string(kAdminKey), std::string("PRIVATE KEY")}) {
     INFO(secret);
