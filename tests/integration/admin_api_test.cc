@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <set>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -278,4 +279,72 @@ TEST_CASE("key rotation re-seals every binding under the new key without downtim
   std::string log = registrar.log();
   CHECK(log.find(key_b) == std::string::npos);
   CHECK(log.find(key_a_line.substr(3, 40)) == std::string::npos);
+}
+
+TEST_CASE("key rotation under concurrent PUTs from another instance: no PUT is overwritten",
+          "[registrar][admin][secrets]") {
+  using sipwake::base64Encode;
+  using sipwake::crypto::randomBytes;
+  RedisServer redis;
+  // No PBX answers here: the bindings keep retrying and keep their credential.
+  const std::uint16_t silent_pbx = freePort();
+  RegistrarProcess a(redis.url(), {{"REGISTRAR_REGISTRATION_MAX_TEMPORARY_FAILURES", "1000"}});
+  // A second instance on the same Redis and keys file: its PUTs race A's
+  // re-sealing (one instance alone cannot race itself: its store thread
+  // serialises PUTs and re-seal batches).
+  RegistrarProcess b(redis.url(), {{"REGISTRAR_INSTANCE", "test-registrar-b"},
+                                   {"REGISTRAR_CREDENTIAL_KEYS_FILE", a.credentialKeysFile()},
+                                   {"REGISTRAR_REGISTRATION_MAX_TEMPORARY_FAILURES", "1000"}});
+  RedisClient client(redis.port());
+  const int n = 1500;  // three re-seal batches, so B's PUTs land between them too
+  std::map<std::string, std::string> last_password;  // binding id -> the password its last PUT sent
+  for (int i = 0; i < n; ++i) {
+    std::string id = "c" + std::to_string(i);
+    last_password[id] = "pw-first-" + std::to_string(i);
+    REQUIRE(a.put(id, bindingBody(std::to_string(9000 + i), silent_pbx, "udp", last_password[id])).status == 201);
+  }
+  const std::string key_a_line = readFile(a.credentialKeysFile());
+  a.writeCredentialKeys("k2 " + base64Encode(randomBytes(32)) + "\n" + key_a_line);
+  b.signal(SIGHUP);  // B seals with k2 from now on; A re-reads the file when asked to rotate
+  REQUIRE(waitUntil([&] { return b.log().find("credential keys re-read") != std::string::npos; }, 5000));
+
+  json counts;
+  std::thread rotation([&] {
+    HttpClient admin("127.0.0.1", a.apiPort());
+    auto reply = admin.request("POST", "/v1/admin/rotate-keys", "",
+                               {{"Authorization", std::string("Bearer ") + kAdminKey}});
+    counts = json::parse(reply.body, nullptr, false);
+  });
+  for (int round = 0; round < 2; ++round) {
+    for (int i = round; i < n; i += 2) {
+      std::string id = "c" + std::to_string(i);
+      last_password[id] = "pw-round" + std::to_string(round) + "-" + std::to_string(i);
+      REQUIRE(b.put(id, bindingBody(std::to_string(9000 + i), silent_pbx, "udp", last_password[id])).status == 200);
+    }
+  }
+  rotation.join();
+  INFO(counts.dump());
+  REQUIRE(counts.is_object());
+  CHECK(counts["failed"] == 0);
+  CHECK(counts["resealed"].get<int>() + counts["already_current"].get<int>() == n);
+
+  // Every stored credential opens (with the file's keys) to the password of
+  // its binding's last PUT, and is sealed under k2: re-sealed by A, or PUT
+  // by B after its SIGHUP.
+  sipwake::crypto::CredentialSealer sealer(
+      sipwake::crypto::parseSealingKeys(readFile(a.credentialKeysFile())));
+  int checked = 0;
+  for (const auto& [id, password] : last_password) {
+    auto fields = client.hgetall("sipwake:binding:{acme/" + id + "}");
+    INFO(id);
+    REQUIRE(fields.count("credential") == 1);
+    CHECK(sipwake::crypto::CredentialSealer::keyIdOf(fields["credential"]) == "k2");
+    auto opened = sealer.open(fields["credential"], "acme/" + id);
+    REQUIRE(opened);
+    CHECK(opened->reveal() == password);
+    ++checked;
+  }
+  CHECK(checked == n);
+  WARN("re-sealed " << counts["resealed"] << ", already current " << counts["already_current"]
+                    << " (PUT by B before A's scan reached them), in " << counts["duration_ms"] << " ms");
 }
