@@ -22,6 +22,9 @@ if [ ! -f "$state/api_keys" ]; then
   (umask 077; echo "dev $(openssl rand -hex 24)" > "$state/api_keys")
 fi
 api_key=$(awk '{print $2}' "$state/api_keys")
+if [ ! -f "$state/admin_keys" ]; then
+  (umask 077; echo "ops $(openssl rand -hex 24)" > "$state/admin_keys")
+fi
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -36,6 +39,7 @@ fi
 
 export REGISTRAR_CREDENTIAL_KEYS_FILE=$state/credential_keys
 export REGISTRAR_API_KEYS_FILE=$state/api_keys
+export REGISTRAR_ADMIN_KEYS_FILE=$state/admin_keys
 build/registrar &
 pids+=($!)
 build/pushgw &
@@ -54,6 +58,7 @@ Hand it a SIP account, for instance:
          "registrar":"sip:127.0.0.1:5070;transport=udp",
          "devices":[{"id":"phone","provider":"fcm","token":"demo-token","app":"demo"}]}'
   curl -H 'Authorization: Bearer $api_key' http://127.0.0.1:8080/v1/bindings/my-phone
+Operators: SIPWAKE_ADMIN_KEY_FILE=$state/admin_keys deploy/sipwakectl bindings list
 Calls to the binding's contact ring and their pushes show up here as "push (log provider)".
 MSG
 wait -n "${pids[@]}"
