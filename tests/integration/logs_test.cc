@@ -52,7 +52,7 @@ bool mentions(const json& line, const std::string& needle, const char* field) {
 
 }  // namespace
 
-TEST_CASE("logs: JSON lines with ts, level, instance; binding and call ids where they apply; no secret",
+TEST_CASE("logs: JSON lines with ts, level, instance, binding and call ids where they apply, and no secret",
           "[logs][secrets]") {
   RedisServer redis;
   KamailioPbx pbx;
