@@ -10,6 +10,7 @@
 
 #include "common/event/event_loop.h"
 #include "common/http/http_server.h"
+#include "common/log/level_signals.h"
 #include "common/log/logger.h"
 #include "common/redis/redis_worker.h"
 #include "pushgw/dispatch/push_dispatcher.h"
@@ -105,6 +106,7 @@ int runPushgw(const PushgwConfig& config) {
   event* sigint = evsignal_new(loop.base(), SIGINT, on_signal, &loop);
   event_add(sigterm, nullptr);
   event_add(sigint, nullptr);
+  log::LevelSignals level_signals(loop, config.log_level);  // SIGUSR1: debug, SIGUSR2: back
   log::info("pushgw started", {{"metrics", config.metrics_listen},
                                {"redis", config.redis.redacted()},
                                {"consumer", config.queue.consumer},

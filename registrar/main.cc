@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/log/logger.h"
+#include "registrar/api/registrar_api.h"
 #include "registrar/registrar_app.h"
 #include "registrar/registrar_config.h"
 
@@ -21,6 +22,17 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
       std::fputs(registrar::registrarConfigTable().help("registrar", kSummary).c_str(), stdout);
       std::fputs("\n  REGISTRAR_CONFIG  the config file (same as --config)\n", stdout);
+      std::fputs("  --routes          print every API method and path, then exit\n", stdout);
+      return 0;
+    }
+    if (!std::strcmp(argv[i], "--routes")) {  // what the API serves: "METHOD /path auth"
+      for (const auto& r : registrar::RegistrarApi::routes()) {
+        const char* auth = r.auth == registrar::ApiAuth::None     ? "none"
+                           : r.auth == registrar::ApiAuth::Tenant ? "tenant"
+                                                                  : "admin";
+        std::printf("%.*s %.*s %s\n", int(r.method.size()), r.method.data(), int(r.pattern.size()),
+                    r.pattern.data(), auth);
+      }
       return 0;
     }
     if (!std::strcmp(argv[i], "--config") && i + 1 < argc) {

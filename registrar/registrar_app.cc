@@ -17,6 +17,7 @@
 #include "common/event/event_loop.h"
 #include "common/http/http_server.h"
 #include "common/http/tls_server_context.h"
+#include "common/log/level_signals.h"
 #include "common/log/logger.h"
 #include "registrar/api/api_keys.h"
 #include "registrar/api/registrar_api.h"
@@ -185,6 +186,12 @@ BindingRouter::Local localControl(SipThread& thread, std::unique_ptr<SipSide>& s
                        CallManager::AckResult::Accepted);
     });
   };
+  local.resealed = [&thread, &side](std::vector<Resealed> batch) {
+    thread.post([&side, batch = std::move(batch)]() mutable {
+      if (!side) return;
+      for (auto& r : batch) side->engine.replaceSealedCredential(r.key, r.generation, std::move(r.sealed));
+    });
+  };
   return local;
 }
 
@@ -215,11 +222,31 @@ void awaitHandover(StoreWorker& store, std::vector<std::string> keys,
   }
 }
 
-crypto::CredentialSealer loadSealer(const RegistrarConfig& config) {
-  std::vector<crypto::SealingKey> keys = config.credential_keys_file.empty()
-                                             ? crypto::parseSealingKeys(config.credential_keys_inline)
-                                             : crypto::loadSealingKeysFile(config.credential_keys_file);
-  return crypto::CredentialSealer(std::move(keys));
+std::vector<crypto::SealingKey> readSealingKeys(const RegistrarConfig& config) {
+  return config.credential_keys_file.empty()
+             ? crypto::parseSealingKeys(config.credential_keys_inline)
+             : crypto::loadSealingKeysFile(config.credential_keys_file);
+}
+
+// Key rotation: the keys file is read again (SIGHUP, or POST
+// /v1/admin/rotate-keys); its first key seals from now on.
+std::vector<std::string> reloadSealingKeys(const RegistrarConfig& config,
+                                           crypto::CredentialSealer& sealer) {
+  if (config.credential_keys_file.empty()) {
+    // REGISTRAR_CREDENTIAL_KEYS: the environment cannot change under a
+    // running process; a restart brings new keys, rotate-keys then re-seals.
+    log::info("credential keys come from the environment: not re-read",
+              {{"sealing_key", sealer.currentKeyId()}});
+    return {};
+  }
+  auto retired = sealer.replaceKeys(readSealingKeys(config));
+  std::string ids;
+  for (const auto& id : sealer.keyIds()) ids += (ids.empty() ? "" : ",") + id;
+  std::string gone;
+  for (const auto& id : retired) gone += (gone.empty() ? "" : ",") + id;
+  log::info("credential keys re-read", {{"sealing_key", sealer.currentKeyId()}, {"keys", ids},
+                                        {"retired_until_restart", gone}});
+  return retired;
 }
 
 }  // namespace
@@ -229,10 +256,12 @@ int runRegistrar(const RegistrarConfig& config) {
   log::setLevel(config.log_level);
 
   // Everything that can be refused is checked before a socket opens.
-  crypto::CredentialSealer sealer = loadSealer(config);
+  crypto::CredentialSealer sealer(readSealingKeys(config));
   ApiKeyRing api_keys =
       config.api_keys_file.empty() ? ApiKeyRing() : ApiKeyRing::loadFile(config.api_keys_file);
   if (api_keys.size() == 0) log::warn("no API keys configured: the API refuses every request");
+  ApiKeyRing admin_keys =
+      config.admin_keys_file.empty() ? ApiKeyRing() : ApiKeyRing::loadFile(config.admin_keys_file);
   std::unique_ptr<http::TlsServerContext> api_tls;
   if (!config.api_tls_cert.empty()) {
     api_tls = std::make_unique<http::TlsServerContext>(config.api_tls_cert, config.api_tls_key);
@@ -367,8 +396,9 @@ int runRegistrar(const RegistrarConfig& config) {
     if (!leases.settled() || loads_pending > 0) return "bindings are still loading";
     return std::nullopt;
   };
+  AdminOptions admin{&admin_keys, [&config, &sealer] { return reloadSealingKeys(config, sealer); }};
   RegistrarApi api(loop, {config.expires, contacts, config.instance, config.unregister_wait},
-                   api_keys, sealer, store, router, readiness, metrics_text);
+                   api_keys, sealer, store, router, readiness, metrics_text, admin);
 
   http::ServerLimits limits;
   limits.max_body_bytes = config.api_max_body_bytes;
@@ -394,19 +424,37 @@ int runRegistrar(const RegistrarConfig& config) {
   event* sigint = evsignal_new(loop.base(), SIGINT, on_signal, &loop);
   event_add(sigterm, nullptr);
   event_add(sigint, nullptr);
+  struct HupContext {
+    const RegistrarConfig& config;
+    crypto::CredentialSealer& sealer;
+  } hup_context{config, sealer};
+  auto on_hup = [](evutil_socket_t, short, void* arg) {
+    auto* c = static_cast<HupContext*>(arg);
+    try {
+      reloadSealingKeys(c->config, c->sealer);
+    } catch (const std::exception& e) {
+      log::error("SIGHUP: credential keys not re-read; the old ones stay", {{"error", e.what()}});
+    }
+  };
+  event* sighup = evsignal_new(loop.base(), SIGHUP, on_hup, &hup_context);
+  event_add(sighup, nullptr);
+  log::LevelSignals level_signals(loop, config.log_level);
 
   log::info("registrar started",
             {{"api", config.api_listen + (api_tls ? " (tls)" : " (plain)")},
              {"metrics", config.metrics_listen},
              {"sip", contacts.udp_tcp},
              {"sip_tls", contacts.tls.empty() ? "off" : contacts.tls},
-             {"redis", config.redis.redacted()}});
+             {"redis", config.redis.redacted()},
+             {"admin_api", admin_keys.size() > 0 ? "on" : "off"},
+             {"sealing_key", sealer.currentKeyId()}});
   loop.run();
 
   log::info("registrar stopping; contacts stay registered at the PBXs");
   leaving = true;
   event_free(sigterm);
   event_free(sigint);
+  event_free(sighup);
   metrics_server.reset();
   api_server.reset();
   reply_sweep.cancel();

@@ -23,6 +23,8 @@ const config::ConfigTable& registrarConfigTable() {
           {"api.allow_plain", "false",
            "allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy only)"},
           {"api.keys_file", "", "lines 'tenant key' or 'tenant sha256:<hex>'; unset: the API refuses all"},
+          {"admin.keys_file", "",
+           "operators' keys for /v1/admin: lines 'operator key' or 'operator sha256:<hex>'; unset: off"},
           {"api.max_body_bytes", "65536", "largest accepted request body"},
           {"api.max_connections", "1024", "simultaneous API connections"},
           {"metrics.listen", "127.0.0.1:9101", "host:port serving /metrics (also on the API)"},
@@ -111,6 +113,7 @@ RegistrarConfig loadRegistrarConfig(const std::optional<std::string>& file,
   }
   c.api_allow_plain = v.boolean("api.allow_plain");
   c.api_keys_file = v.string("api.keys_file");
+  c.admin_keys_file = v.string("admin.keys_file");
   c.api_max_body_bytes = static_cast<std::size_t>(v.integer("api.max_body_bytes", 1024, 1 << 24));
   c.api_max_connections = static_cast<std::size_t>(v.integer("api.max_connections", 1, 100000));
   auto [m_host, m_port] = v.hostPort("metrics.listen");

@@ -26,6 +26,7 @@ struct RegistrarConfig {
   std::string api_tls_key;
   bool api_allow_plain = false;
   std::string api_keys_file;
+  std::string admin_keys_file;  // REGISTRAR_ADMIN_KEYS_FILE: the operators' API
   std::size_t api_max_body_bytes = 65536;
   std::size_t api_max_connections = 1024;
   std::string metrics_listen;

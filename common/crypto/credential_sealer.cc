@@ -100,17 +100,55 @@ std::vector<SealingKey> loadSealingKeysFile(const std::string& path) {
   }
 }
 
-CredentialSealer::CredentialSealer(std::vector<SealingKey> keys) : keys_(std::move(keys)) {
-  if (keys_.empty()) throw std::invalid_argument("no credential keys configured");
-  for (const auto& k : keys_) {
+namespace {
+
+void checkKeys(const std::vector<SealingKey>& keys) {
+  if (keys.empty()) throw std::invalid_argument("no credential keys configured");
+  for (const auto& k : keys) {
     if (k.key.size() != kKeySize || !validKeyId(k.id)) {
       throw std::invalid_argument("invalid credential key '" + k.id + "'");
     }
   }
 }
 
-const SealingKey* CredentialSealer::find(std::string_view id) const {
-  for (const auto& k : keys_) {
+}  // namespace
+
+CredentialSealer::CredentialSealer(std::vector<SealingKey> keys) {
+  checkKeys(keys);
+  keys_ = std::make_shared<const Keys>(std::move(keys));
+}
+
+CredentialSealer::CredentialSealer(CredentialSealer&& other) noexcept : keys_(other.snapshot()) {}
+
+std::shared_ptr<const CredentialSealer::Keys> CredentialSealer::snapshot() const {
+  std::lock_guard lock(mutex_);
+  return keys_;
+}
+
+std::string CredentialSealer::currentKeyId() const { return snapshot()->front().id; }
+
+std::vector<std::string> CredentialSealer::keyIds() const {
+  std::vector<std::string> ids;
+  for (const auto& k : *snapshot()) ids.push_back(k.id);
+  return ids;
+}
+
+std::vector<std::string> CredentialSealer::replaceKeys(std::vector<SealingKey> keys) {
+  checkKeys(keys);
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> retired;
+  for (const auto& old : *keys_) {
+    if (find(keys, old.id) == nullptr) {
+      keys.push_back(old);
+      retired.push_back(old.id);
+    }
+  }
+  keys_ = std::make_shared<const Keys>(std::move(keys));
+  return retired;
+}
+
+const SealingKey* CredentialSealer::find(const Keys& keys, std::string_view id) {
+  for (const auto& k : keys) {
     if (k.id == id) return &k;
   }
   return nullptr;
@@ -118,7 +156,8 @@ const SealingKey* CredentialSealer::find(std::string_view id) const {
 
 std::string CredentialSealer::seal(std::string_view plaintext,
                                    std::string_view associated_data) const {
-  const SealingKey& key = keys_.front();
+  auto keys = snapshot();
+  const SealingKey& key = keys->front();
   std::string out;
   out.reserve(2 + key.id.size() + kIvSize + plaintext.size() + kTagSize);
   out += static_cast<char>(kVersion);
@@ -152,7 +191,8 @@ std::optional<Secret> CredentialSealer::open(std::string_view blob,
                                              std::string_view associated_data) const {
   auto parsed = parseBlob(blob);
   if (!parsed) return std::nullopt;
-  const SealingKey* key = find(parsed->key_id);
+  auto keys = snapshot();
+  const SealingKey* key = find(*keys, parsed->key_id);
   if (key == nullptr) return std::nullopt;
 
   auto ctx = newCtx();

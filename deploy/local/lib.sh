@@ -24,6 +24,9 @@ sipwake_dev_keys() {
   if [ ! -f "$state/api_keys" ]; then
     (umask 077; echo "dev $(openssl rand -hex 24)" > "$state/api_keys")
   fi
+  if [ ! -f "$state/admin_keys" ]; then  # operators (deploy/sipwakectl)
+    (umask 077; echo "ops $(openssl rand -hex 24)" > "$state/admin_keys")
+  fi
   # shellcheck disable=SC2034  # read by the scripts that source this file
   api_key=$(awk '{print $2}' "$state/api_keys")
 }

@@ -50,6 +50,7 @@ redis_url=redis://127.0.0.1:$redis_port/0
 
 export REGISTRAR_CREDENTIAL_KEYS_FILE=$state/credential_keys
 export REGISTRAR_API_KEYS_FILE=$state/api_keys
+export REGISTRAR_ADMIN_KEYS_FILE=$state/admin_keys
 printf '\n%-14s %-22s %-22s %s\n' instance API/metrics SIP log
 for i in $(seq "$registrars"); do
   name=registrar-$i

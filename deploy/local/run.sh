@@ -24,6 +24,7 @@ sipwake_start_redis 6379 "$state/redis"
 
 export REGISTRAR_CREDENTIAL_KEYS_FILE=$state/credential_keys
 export REGISTRAR_API_KEYS_FILE=$state/api_keys
+export REGISTRAR_ADMIN_KEYS_FILE=$state/admin_keys
 "$build_dir/registrar" &
 sipwake_track $!
 "$build_dir/pushgw" &
@@ -42,6 +43,7 @@ Hand it a SIP account, for instance:
          "registrar":"sip:127.0.0.1:5070;transport=udp",
          "devices":[{"id":"phone","provider":"fcm","token":"demo-token","app":"demo"}]}'
   curl -H 'Authorization: Bearer $api_key' http://127.0.0.1:8080/v1/bindings/my-phone
+Operators: SIPWAKE_ADMIN_KEY_FILE=$state/admin_keys deploy/sipwakectl bindings list
 Calls to the binding's contact ring and their pushes show up here as "push (log provider)".
 MSG
 wait -n "${sipwake_pids[@]}"

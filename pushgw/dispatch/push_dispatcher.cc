@@ -159,6 +159,11 @@ void PushDispatcher::runRetries() {
 }
 
 void PushDispatcher::finish(const AttemptPtr& a, const char* result) {
+  log::debug("push finished", {{"binding", a->job.bindingKey()},
+                               {"call_id", a->job.call_id},
+                               {"device", a->job.device_id},
+                               {"type", a->job.type},
+                               {"result", result}});
   metrics_.push(a->provider ? a->provider->name() : a->job.provider, result);
   stream_.ack(a->job.entry_id);
   --active_;
@@ -166,6 +171,7 @@ void PushDispatcher::finish(const AttemptPtr& a, const char* result) {
 
 void PushDispatcher::deadLetter(const AttemptPtr& a, const char* result, const std::string& reason) {
   log::warn("push given up", {{"binding", a->job.bindingKey()},
+                              {"call_id", a->job.call_id},
                               {"device", a->job.device_id},
                               {"type", a->job.type},
                               {"reason", reason}});

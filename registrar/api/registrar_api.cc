@@ -4,6 +4,7 @@
 
 #include "common/crypto/random.h"
 #include "common/log/logger.h"
+#include "registrar/api/api_util.h"
 #include "registrar/api/binding_view.h"
 #include "registrar/binding/sip_uri.h"
 
@@ -13,41 +14,6 @@ namespace {
 using http::jsonError;
 using http::Response;
 using nlohmann::json;
-
-constexpr std::string_view kBindingsPrefix = "/v1/bindings/";
-
-Response jsonResponse(int status, const json& body) {
-  Response r;
-  r.status = status;
-  r.body = body.dump();
-  return r;
-}
-
-Response unavailable() {
-  Response r = jsonError(503, "storage_unavailable",
-                         "the binding store (Redis) is unreachable; retry later");
-  r.headers.emplace_back("Retry-After", "5");
-  return r;
-}
-
-Response methodNotAllowed(const char* allow) {
-  Response r = jsonError(405, "method_not_allowed", std::string("allowed: ") + allow);
-  r.headers.emplace_back("Allow", allow);
-  return r;
-}
-
-std::optional<std::string> bearerToken(const http::Request& request) {
-  const std::string* auth = request.header("authorization");
-  if (!auth) return std::nullopt;
-  constexpr std::string_view kScheme = "Bearer ";
-  if (auth->size() <= kScheme.size()) return std::nullopt;
-  for (std::size_t i = 0; i < kScheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>((*auth)[i])) !=
-        std::tolower(static_cast<unsigned char>(kScheme[i])))
-      return std::nullopt;
-  }
-  return auth->substr(kScheme.size());
-}
 
 json devicesJson(const std::vector<Device>& devices) {
   json out = json::array();
@@ -77,7 +43,7 @@ bool isDeviceContact(const std::string& uri) {
 RegistrarApi::RegistrarApi(EventLoop& loop, ApiOptions options, const ApiKeyRing& keys,
                            const crypto::CredentialSealer& sealer, StoreWorker& store,
                            RegistrationControl& engine, ReadinessProbe readiness,
-                           MetricsText metrics)
+                           MetricsText metrics, AdminOptions admin)
     : loop_(loop),
       options_(std::move(options)),
       keys_(keys),
@@ -85,7 +51,63 @@ RegistrarApi::RegistrarApi(EventLoop& loop, ApiOptions options, const ApiKeyRing
       store_(store),
       engine_(engine),
       readiness_(std::move(readiness)),
-      metrics_(std::move(metrics)) {}
+      metrics_(std::move(metrics)),
+      admin_(std::move(admin)) {}
+
+// The route table: every path the API serves. A new endpoint is one line
+// here and one handler; registrar/api/openapi.yaml documents each line (the
+// OpenAPI test compares the two).
+const std::vector<RegistrarApi::Route>& RegistrarApi::table() {
+  using A = ApiAuth;
+  static const std::vector<Route> routes = {
+      {{"GET", "/healthz", A::None}, &RegistrarApi::routeHealthz},
+      {{"GET", "/readyz", A::None}, &RegistrarApi::routeReadyz},
+      {{"GET", "/metrics", A::None}, &RegistrarApi::routeMetrics},
+      {{"PUT", "/v1/bindings/{id}", A::Tenant}, &RegistrarApi::routePutBinding},
+      {{"GET", "/v1/bindings/{id}", A::Tenant}, &RegistrarApi::routeGetBinding},
+      {{"DELETE", "/v1/bindings/{id}", A::Tenant}, &RegistrarApi::routeDeleteBinding},
+      {{"POST", "/v1/bindings/{id}/devices/{device}/ack", A::Tenant}, &RegistrarApi::routeAckDevice},
+      {{"GET", "/v1/admin/bindings", A::Admin}, &RegistrarApi::adminListBindings},
+      {{"GET", "/v1/admin/bindings/{tenant}/{id}", A::Admin}, &RegistrarApi::adminGetBinding},
+      {{"DELETE", "/v1/admin/bindings/{tenant}/{id}", A::Admin}, &RegistrarApi::adminDeleteBinding},
+      {{"GET", "/v1/admin/instances", A::Admin}, &RegistrarApi::adminInstances},
+      {{"POST", "/v1/admin/rotate-keys", A::Admin}, &RegistrarApi::adminRotateKeys},
+      {{"GET", "/v1/admin/log-level", A::Admin}, &RegistrarApi::adminGetLogLevel},
+      {{"PUT", "/v1/admin/log-level", A::Admin}, &RegistrarApi::adminSetLogLevel},
+  };
+  return routes;
+}
+
+std::vector<RouteInfo> RegistrarApi::routes() {
+  std::vector<RouteInfo> out;
+  for (const auto& r : table()) out.push_back(r.info);
+  return out;
+}
+
+namespace {
+
+// Matches `path` against `pattern` segment by segment; a "{name}" segment
+// takes any one segment (even empty: the handler answers 400 for a bad id).
+bool matchPattern(std::string_view pattern, std::string_view path, std::vector<std::string>& params) {
+  params.clear();
+  while (true) {
+    std::size_t ps = pattern.find('/', 1), qs = path.find('/', 1);
+    std::string_view pseg = pattern.substr(0, ps), qseg = path.substr(0, qs);
+    if (pseg.size() > 1 && pseg[1] == '{') {
+      if (qseg.empty() || qseg[0] != '/') return false;
+      params.emplace_back(qseg.substr(1));
+    } else if (pseg != qseg) {
+      return false;
+    }
+    if (ps == std::string_view::npos || qs == std::string_view::npos) {
+      return ps == std::string_view::npos && qs == std::string_view::npos;
+    }
+    pattern = pattern.substr(ps);
+    path = path.substr(qs);
+  }
+}
+
+}  // namespace
 
 void RegistrarApi::handleMetrics(http::Request&& request, http::Responder respond) {
   if (request.path != "/metrics") {
@@ -103,91 +125,116 @@ void RegistrarApi::handleMetrics(http::Request&& request, http::Responder respon
 }
 
 void RegistrarApi::handle(http::Request&& request, http::Responder respond) {
-  const std::string& path = request.path;
-  if (path == "/healthz") {
-    respond(jsonResponse(200, {{"status", "ok"}}));
-    return;
-  }
-  if (path == "/readyz") {
-    if (auto why = readiness_()) {
-      respond(jsonError(503, "not_ready", *why));
-    } else {
-      respond(jsonResponse(200, {{"status", "ready"}}));
+  const Route* matched = nullptr;
+  std::string allow;
+  std::vector<std::string> params, route_params;
+  std::optional<ApiAuth> auth;
+  for (const auto& route : table()) {
+    if (!matchPattern(route.info.pattern, request.path, params)) continue;
+    auth = route.info.auth;  // the same for every method of a path
+    if (!allow.empty()) allow += ", ";
+    allow += route.info.method;
+    if (route.info.method == request.method && !matched) {
+      matched = &route;
+      route_params = params;
     }
-    return;
   }
-  if (path == "/metrics") {
-    handleMetrics(std::move(request), std::move(respond));
-    return;
-  }
-  if (path.rfind(kBindingsPrefix, 0) != 0) {
+  if (!auth) {
     respond(jsonError(404, "not_found", "no such resource"));
     return;
   }
+  Call call{std::move(request), std::move(respond), {}, std::move(route_params)};
+  // Authentication comes before the method check: a caller without a key
+  // learns nothing of what a path allows.
+  if (*auth != ApiAuth::None) {
+    auto token = bearerToken(call.request);
+    std::optional<std::string> who;
+    if (token) who = *auth == ApiAuth::Tenant ? keys_.authenticate(*token)
+                     : admin_.keys             ? admin_.keys->authenticate(*token)
+                                               : std::nullopt;
+    if (!who) {
+      if (*auth == ApiAuth::Admin && token && keys_.authenticate(*token)) {
+        call.respond(jsonError(403, "forbidden", "this path needs an operator (admin) key"));
+        return;
+      }
+      Response r = jsonError(401, "unauthorized",
+                             *auth == ApiAuth::Admin
+                                 ? "a valid 'Authorization: Bearer <admin key>' is required"
+                                 : "a valid 'Authorization: Bearer <api key>' is required");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer");
+      call.respond(std::move(r));
+      return;
+    }
+    call.principal = std::move(*who);
+  }
+  if (!matched) {
+    call.respond(methodNotAllowed(allow));
+    return;
+  }
+  (this->*(matched->handler))(call);
+}
 
-  auto token = bearerToken(request);
-  std::optional<std::string> tenant = token ? keys_.authenticate(*token) : std::nullopt;
-  if (!tenant) {
-    Response r = jsonError(401, "unauthorized", "a valid 'Authorization: Bearer <api key>' is required");
-    r.headers.emplace_back("WWW-Authenticate", "Bearer");
-    respond(std::move(r));
-    return;
-  }
+void RegistrarApi::routeHealthz(Call& call) { call.respond(jsonResponse(200, {{"status", "ok"}})); }
 
-  std::string id = path.substr(kBindingsPrefix.size());
-  if (auto slash = id.find('/'); slash != std::string::npos) {
-    // /v1/bindings/{id}/devices/{device}/ack
-    std::string rest = id.substr(slash);
-    id.resize(slash);
-    constexpr std::string_view kDevices = "/devices/", kAck = "/ack";
-    if (rest.rfind(kDevices, 0) != 0 || rest.size() <= kDevices.size() + kAck.size() ||
-        rest.compare(rest.size() - kAck.size(), kAck.size(), kAck) != 0) {
-      respond(jsonError(404, "not_found", "no such resource"));
-      return;
-    }
-    std::string device =
-        rest.substr(kDevices.size(), rest.size() - kDevices.size() - kAck.size());
-    if (!validBindingId(id) || !validBindingId(device)) {
-      respond(jsonError(400, "invalid_binding_id", "ids are 1-128 of [A-Za-z0-9._:-]"));
-      return;
-    }
-    if (request.method != "POST") {
-      respond(methodNotAllowed("POST"));
-      return;
-    }
-    ackDevice(*tenant, id, device, request, std::move(respond));
-    return;
-  }
-  if (!validBindingId(id)) {
-    respond(jsonError(400, "invalid_binding_id", "binding ids are 1-128 of [A-Za-z0-9._:-]"));
-    return;
-  }
-  if (request.method == "PUT") {
-    putBinding(*tenant, id, request, std::move(respond));
-  } else if (request.method == "GET") {
-    getBinding(*tenant, id, std::move(respond));
-  } else if (request.method == "DELETE") {
-    deleteBinding(*tenant, id, std::move(respond));
+void RegistrarApi::routeReadyz(Call& call) {
+  if (auto why = readiness_()) {
+    call.respond(jsonError(503, "not_ready", *why));
   } else {
-    respond(methodNotAllowed("GET, PUT, DELETE"));
+    call.respond(jsonResponse(200, {{"status", "ready"}}));
   }
+}
+
+void RegistrarApi::routeMetrics(Call& call) {
+  handleMetrics(std::move(call.request), std::move(call.respond));
+}
+
+void RegistrarApi::routePutBinding(Call& call) {
+  const std::string& id = call.params[0];
+  if (!validBindingId(id)) {
+    call.respond(jsonError(400, "invalid_binding_id", "binding ids are 1-128 of [A-Za-z0-9._:-]"));
+    return;
+  }
+  putBinding(call.principal, id, call.request, std::move(call.respond));
+}
+
+void RegistrarApi::routeGetBinding(Call& call) {
+  const std::string& id = call.params[0];
+  if (!validBindingId(id)) {
+    call.respond(jsonError(400, "invalid_binding_id", "binding ids are 1-128 of [A-Za-z0-9._:-]"));
+    return;
+  }
+  getBinding(call.principal, id, std::move(call.respond));
+}
+
+void RegistrarApi::routeDeleteBinding(Call& call) {
+  const std::string& id = call.params[0];
+  if (!validBindingId(id)) {
+    call.respond(jsonError(400, "invalid_binding_id", "binding ids are 1-128 of [A-Za-z0-9._:-]"));
+    return;
+  }
+  deleteBinding(call.principal, id, std::move(call.respond));
+}
+
+void RegistrarApi::routeAckDevice(Call& call) {
+  const std::string& id = call.params[0];
+  const std::string& device = call.params[1];
+  if (!validBindingId(id) || !validBindingId(device)) {
+    call.respond(jsonError(400, "invalid_binding_id", "ids are 1-128 of [A-Za-z0-9._:-]"));
+    return;
+  }
+  ackDevice(call.principal, id, device, call.request, std::move(call.respond));
 }
 
 void RegistrarApi::withStore(http::Responder respond,
                              std::function<Response(BindingStore&)> job) {
-  store_.submit([this, respond = std::move(respond), job = std::move(job)](BindingStore& store) {
-    Response response;
-    try {
-      response = job(store);
-    } catch (const redis::RedisUnavailable& e) {
-      log::warn("API request failed: redis unavailable", {{"error", e.what()}});
-      response = unavailable();
-    } catch (const std::exception& e) {
-      log::error("API request failed", {{"error", e.what()}});
-      response = jsonError(500, "internal_error", "the request could not be completed");
-    }
-    loop_.post([respond, response = std::move(response)]() mutable { respond(std::move(response)); });
-  });
+  auto response = std::make_shared<Response>();
+  inBatches(
+      std::move(respond),
+      [job = std::move(job), response](BindingStore& store) {
+        *response = job(store);
+        return true;
+      },
+      [response] { return std::move(*response); });
 }
 
 void RegistrarApi::putBinding(const std::string& tenant, const std::string& id,
@@ -314,7 +361,7 @@ void RegistrarApi::deleteBinding(const std::string& tenant, const std::string& i
     try {
       exists = store.get(key).has_value();
     } catch (const redis::RedisUnavailable&) {
-      loop_.post([respond] { respond(unavailable()); });
+      loop_.post([respond] { respond(storageUnavailable()); });
       return;
     }
     if (!exists) {
@@ -337,8 +384,9 @@ void RegistrarApi::deleteBinding(const std::string& tenant, const std::string& i
         loop_.post([timer] {});
       }
       if (!unregistered) log::warn("binding erased without PBX confirmation", {{"binding", key}});
-      withStore(respond, [key](BindingStore& store) {
+      withStore(respond, [key, unregistered](BindingStore& store) {
         store.erase(key);
+        log::info("binding deleted", {{"binding", key}, {"unregistered", unregistered ? "yes" : "no"}});
         Response r;
         r.status = 204;
         r.content_type.clear();

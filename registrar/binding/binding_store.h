@@ -85,9 +85,10 @@ class BindingStore {
   // `hostports` (ours): not yet replaced by another instance's Contact.
   std::size_t countRegisteredVia(const std::vector<std::string>& keys,
                                  const std::vector<std::string>& hostports);
-  // For the cluster's own keys (leases, peer messages) on the same thread.
-  redis::Connection& connection() { return redis_; }
   bool ping();
+  // For the cluster's own keys (leases, peer messages) and the operators'
+  // queries (binding_admin.h), on the same thread.
+  redis::Connection& connection() { return redis_; }
 
   static std::optional<LoadedBinding> toLoaded(const BindingFields& fields);
 

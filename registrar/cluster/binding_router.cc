@@ -82,6 +82,14 @@ void BindingRouter::deviceAck(std::string key, std::string device, std::string c
              });
 }
 
+void BindingRouter::resealed(std::vector<Resealed> batch) {
+  std::vector<Resealed> mine;
+  for (auto& r : batch) {
+    if (ownsKey(r.key)) mine.push_back(std::move(r));
+  }
+  if (!mine.empty()) local_.resealed(std::move(mine));
+}
+
 void BindingRouter::forward(BindingStore& store, const std::string& key, json message,
                             std::function<void(bool)> done) {
   std::string owner;

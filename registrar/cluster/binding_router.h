@@ -32,6 +32,7 @@ class BindingRouter final : public RegistrationControl {
     std::function<void(std::string key, std::function<void(bool)> done)> remove;
     std::function<void(std::string key, std::string device, std::string call_id,
                        std::string contact, std::function<void(bool)> done)> ack;
+    std::function<void(std::vector<Resealed> batch)> resealed;
   };
 
   BindingRouter(std::string instance, const LeaseKeeper& leases, StoreWorker& store, Local local,
@@ -41,6 +42,10 @@ class BindingRouter final : public RegistrationControl {
   void remove(std::string key, std::function<void(bool unregistered)> done) override;
   void deviceAck(std::string key, std::string device, std::string call_id, std::string contact,
                  std::function<void(bool found)> done) override;
+  // Key rotation: the bindings this instance owns take the new blobs. Other
+  // owners keep opening their old blobs (a retired key keeps opening until
+  // restart) and load the new ones when they next read the binding.
+  void resealed(std::vector<Resealed> batch) override;
 
   // A message on this instance's channel. False when it is not a peer
   // message (the caller handles it). Called on the listener thread.

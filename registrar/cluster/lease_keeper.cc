@@ -101,10 +101,6 @@ return out
 
 }  // namespace
 
-std::string instanceRedisKey(const std::string& instance) {
-  return "sipwake:instance:{" + instance + "}";
-}
-
 std::string leaseOwner(redis::Connection& redis, std::uint32_t shard) {
   auto replies = redis.pipeline({{"HGET", kLeasesKey, std::to_string(shard)}, {"TIME"}});
   if (!replies[0].isString() || !replies[1].isArray() || replies[1].size() != 2) return {};

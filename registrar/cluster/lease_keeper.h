@@ -12,6 +12,7 @@
 
 #include "common/event/clock.h"
 #include "common/redis/redis_connection.h"
+#include "registrar/cluster/cluster_keys.h"
 
 namespace prometheus {
 class Gauge;
@@ -20,13 +21,6 @@ class Registry;
 
 namespace sipwake::registrar {
 
-// Redis layout of instance ownership (see k8s/README.md and README.md):
-//   sipwake:instances          zset: instance -> liveness deadline (ms, Redis time)
-//   sipwake:instance:{<name>}  hash: sip, api, started_at, state (active|leaving)
-//   sipwake:leases             hash: shard -> "<instance> <deadline ms>"
-inline constexpr const char* kInstancesKey = "sipwake:instances";
-inline constexpr const char* kLeasesKey = "sipwake:leases";
-std::string instanceRedisKey(const std::string& instance);
 // The instance holding a live lease on `shard` now; empty when none.
 std::string leaseOwner(redis::Connection& redis, std::uint32_t shard);
 

@@ -345,6 +345,16 @@ std::vector<std::string> RegistrationEngine::keys() const {
   return out;
 }
 
+void RegistrationEngine::replaceSealedCredential(const std::string& key, std::uint64_t generation,
+                                                 std::string sealed_password) {
+  auto it = by_key_.find(key);
+  if (it == by_key_.end()) return;
+  Registration& reg = *slots_[it->second];
+  if (reg.spec.generation != generation || reg.spec.sealed_password.empty()) return;
+  crypto::wipe(reg.spec.sealed_password);
+  reg.spec.sealed_password = std::move(sealed_password);
+}
+
 void RegistrationEngine::startUnregister(std::uint32_t slot, Registration& reg,
                                          UnregisterDone done) {
   if (reg.unregistering && reg.unregister_done) reg.unregister_done(false);

@@ -79,6 +79,10 @@ class RegistrationEngine {
   void park(const std::string& key);
   // Every binding key held here (parked ones included).
   std::vector<std::string> keys() const;
+  // Key rotation re-sealed the stored credential: hold the new blob (same
+  // password) if no PUT came since `generation`. No packet, no state change.
+  void replaceSealedCredential(const std::string& key, std::uint64_t generation,
+                               std::string sealed_password);
 
   // Runs due timers and sends what the pacer allows.
   void runDue();

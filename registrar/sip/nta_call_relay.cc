@@ -37,6 +37,7 @@ struct AppLeg {
 struct Ringing {
   NtaCallRelayState* relay = nullptr;
   std::string call_key;
+  std::string binding_key;  // tenant/id, for the logs
   nta_incoming_t* irq = nullptr;  // the PBX's INVITE; null once answered or stopped
   RelayOffer offer;
   std::vector<std::unique_ptr<AppLeg>> legs;
@@ -60,6 +61,8 @@ struct Dialog {
   std::shared_ptr<DeviceConnection> connection;
   std::string pbx_contact;  // our Contact toward the PBX (the binding's), <...>
   std::string app_contact;  // our Contact toward the app, <...>
+  std::string binding_key;  // for the logs
+  std::string call_id;      // the PBX's
   std::set<Pending*> pending;
   bool ended = false;
 };
@@ -184,7 +187,7 @@ void NtaCallRelayState::startLeg(Ringing& call, const DeviceRegistration& device
   leg->leg = nta_leg_tcreate(app_agent, nullptr, nullptr, SIPTAG_FROM_STR(from.c_str()),
                              SIPTAG_TO_STR(to.c_str()), SIPTAG_CALL_ID_STR(call_id.c_str()), TAG_END());
   if (!leg->leg) {
-    log::warn("relay: cannot create the app's leg", {{"call_id", call.offer.call_id}});
+    log::warn("relay: cannot create the app's leg", {{"binding", call.binding_key}, {"call_id", call.offer.call_id}});
     return;
   }
   nta_leg_tag(leg->leg, nullptr);
@@ -199,12 +202,12 @@ void NtaCallRelayState::startLeg(Ringing& call, const DeviceRegistration& device
       TAG_IF(has_body, SIPTAG_CONTENT_TYPE_STR(content_type.c_str())),
       TAG_IF(has_body, SIPTAG_PAYLOAD_STR(call.offer.body.c_str())), NTATAG_TPORT(tport), TAG_END());
   if (!leg->invite) {
-    log::warn("relay: cannot send the INVITE to the app", {{"call_id", call.offer.call_id}});
+    log::warn("relay: cannot send the INVITE to the app", {{"binding", call.binding_key}, {"call_id", call.offer.call_id}});
     nta_leg_destroy(leg->leg);
     return;
   }
   countLeg("offered");
-  log::info("relay: call offered to an app", {{"call_id", call.offer.call_id},
+  log::info("relay: call offered to an app", {{"binding", call.binding_key}, {"call_id", call.offer.call_id},
                                                {"peer", device.connection->peer()}});
   call.legs.push_back(std::move(leg));
 }
@@ -262,6 +265,8 @@ void NtaCallRelayState::answer(Ringing& call, AppLeg& leg, sip_t const* sip) {
 
   // The PBX's dialog, from its INVITE: our To-tag, its route and Contact.
   auto dialog = std::make_unique<Dialog>();
+  dialog->binding_key = call.binding_key;
+  dialog->call_id = call.offer.call_id;
   dialog->relay = this;
   dialog->connection = leg.connection;
   dialog->app_contact = "<" + app_side.contactUriFor(*leg.connection) + ">";
@@ -298,11 +303,11 @@ void NtaCallRelayState::answer(Ringing& call, AppLeg& leg, sip_t const* sip) {
   call.done = true;
   call.irq = nullptr;
   if (!dialog->pbx_leg) {
-    log::error("relay: cannot build the PBX's dialog; hanging up", {{"call_id", call.offer.call_id}});
+    log::error("relay: cannot build the PBX's dialog; hanging up", {{"binding", call.binding_key}, {"call_id", call.offer.call_id}});
     endDialog(*dialog, false);
     ended_dialogs.push_back(std::move(dialog));
   } else {
-    log::info("relay: call answered by an app", {{"call_id", call.offer.call_id}});
+    log::info("relay: call answered by an app", {{"binding", call.binding_key}, {"call_id", call.offer.call_id}});
     Dialog* raw = dialog.get();
     dialogs.emplace(raw, std::move(dialog));
     updateGauge();
@@ -452,7 +457,7 @@ void NtaCallRelayState::endDialog(Dialog& dialog, bool from_callback) {
     dialogs.erase(it);
     updateGauge();
   }
-  log::info("relay: call ended", {});
+  log::info("relay: call ended", {{"binding", dialog.binding_key}, {"call_id", dialog.call_id}});
   if (from_callback) reapSoon();
 }
 
@@ -492,6 +497,7 @@ void NtaCallRelay::offer(const std::string& call_key, const std::string& binding
     slot = std::make_unique<Ringing>();
     slot->relay = state_.get();
     slot->call_key = call_key;
+    slot->binding_key = binding_key;
     slot->irq = transaction->irq();
     slot->offer = offer;
   }

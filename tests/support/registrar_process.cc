@@ -15,13 +15,13 @@ RegistrarProcess::RegistrarProcess(std::string redis_url, Env extra_env)
     : redis_url_(std::move(redis_url)),
       extra_env_(std::move(extra_env)),
       log_file_(dir_.file("registrar.log")),
+      credential_keys_file_(dir_.file("credential_keys")),
       api_port_(freePort()),
       metrics_port_(freePort()),
       sip_port_(freePort()),
       sip_tls_port_(freePort()) {
-  writeFile(dir_.file("credential_keys"),
-            "k1 " + base64Encode(crypto::randomBytes(32)) + "\n");
-  runCommand("chmod 600 " + shellQuote(dir_.file("credential_keys")));
+  writeCredentialKeys("k1 " + base64Encode(crypto::randomBytes(32)) + "\n");
+  writeFile(dir_.file("admin_keys"), std::string("ops ") + kAdminKey + "\n");
   writeFile(dir_.file("api_keys"), std::string("acme ") + kTenantKey + "\nglobex " +
                                        kOtherTenantKey + "\n");
   start();
@@ -43,7 +43,8 @@ void RegistrarProcess::start() {
       {"REGISTRAR_METRICS_LISTEN", "127.0.0.1:" + std::to_string(metrics_port_)},
       {"REGISTRAR_SIP_LISTEN", "127.0.0.1:" + std::to_string(sip_port_)},
       {"REGISTRAR_API_KEYS_FILE", dir_.file("api_keys")},
-      {"REGISTRAR_CREDENTIAL_KEYS_FILE", dir_.file("credential_keys")},
+      {"REGISTRAR_CREDENTIAL_KEYS_FILE", credential_keys_file_},
+      {"REGISTRAR_ADMIN_KEYS_FILE", dir_.file("admin_keys")},
       {"REGISTRAR_REGISTRATION_MIN_EXPIRES", "10"},
       {"REGISTRAR_REGISTRATION_BACKOFF_BASE", "1s"},
       {"REGISTRAR_REGISTRATION_BACKOFF_MAX", "4s"},
@@ -76,6 +77,23 @@ void RegistrarProcess::stop() {
 void RegistrarProcess::kill9() {
   client_.reset();
   if (process_) process_->kill9();
+}
+
+void RegistrarProcess::writeCredentialKeys(const std::string& text) {
+  writeFile(credential_keys_file_, text);
+  runCommand("chmod 600 " + shellQuote(credential_keys_file_));
+}
+
+void RegistrarProcess::signal(int sig) {
+  if (process_) process_->signal(sig);
+}
+
+HttpReply RegistrarProcess::admin(const std::string& method, const std::string& target,
+                                  const std::string& body) {
+  std::vector<std::pair<std::string, std::string>> headers = {
+      {"Authorization", std::string("Bearer ") + kAdminKey}};
+  if (!body.empty()) headers.emplace_back("Content-Type", "application/json");
+  return request(method, target, body, std::move(headers));
 }
 
 bool RegistrarProcess::running() { return process_ && process_->running(); }

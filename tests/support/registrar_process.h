@@ -16,6 +16,8 @@ namespace sipwake::testing {
 // Two tenants with known keys, for every test.
 inline constexpr const char* kTenantKey = "acme-test-key-0123456789";
 inline constexpr const char* kOtherTenantKey = "globex-test-key-9876543210";
+// The operators' key of the admin API (/v1/admin).
+inline constexpr const char* kAdminKey = "ops-admin-test-key-5555555555";
 
 // Our registrar binary, started on free loopback ports with its own key
 // files; restartable with the same identity, files and ports.
@@ -41,6 +43,13 @@ class RegistrarProcess {
   HttpReply del(const std::string& id, const std::string& key = kTenantKey);
   HttpReply request(const std::string& method, const std::string& target, const std::string& body,
                     std::vector<std::pair<std::string, std::string>> headers);
+  // A request to the admin API with the operators' key.
+  HttpReply admin(const std::string& method, const std::string& target, const std::string& body = "");
+  // The credential keys file ("key-id base64" lines, the first seals): read
+  // at start, on SIGHUP and by POST /v1/admin/rotate-keys.
+  const std::string& credentialKeysFile() const { return credential_keys_file_; }
+  void writeCredentialKeys(const std::string& text);
+  void signal(int sig);
   nlohmann::json binding(const std::string& id);  // GET body, {} when not 200
   std::string metricsText();
   // Sum of a metric's samples whose labels contain `label_filter` (e.g. state="registered").
@@ -53,6 +62,7 @@ class RegistrarProcess {
   Env extra_env_;
   TempDir dir_{"sipwake-registrar"};
   std::string log_file_;
+  std::string credential_keys_file_;
   std::uint16_t api_port_, metrics_port_, sip_port_, sip_tls_port_;
   std::unique_ptr<ChildProcess> process_;
   std::unique_ptr<HttpClient> client_;

@@ -39,6 +39,25 @@ TEST_CASE("rotation: the first key seals, every key opens", "[crypto]") {
   CHECK_FALSE(dropped.open(blob, "t/b"));
 }
 
+TEST_CASE("keys replaced at run time: the new first key seals, a dropped key opens until restart",
+          "[crypto]") {
+  std::string a = randomBytes(32), b = randomBytes(32);
+  CredentialSealer sealer({{"a", a}});
+  std::string old_blob = sealer.seal("pw", "t/b");
+  CHECK(sealer.replaceKeys({{"b", b}, {"a", a}}).empty());
+  CHECK(sealer.currentKeyId() == "b");
+  CHECK(CredentialSealer::keyIdOf(sealer.seal("pw", "t/b")) == "b");
+  CHECK(sealer.open(old_blob, "t/b")->reveal() == "pw");
+  // "a" leaves the file: it is retired, still opening what is still sealed with it.
+  auto retired = sealer.replaceKeys({{"b", b}});
+  CHECK(retired == std::vector<std::string>{"a"});
+  CHECK(sealer.keyIds() == std::vector<std::string>{"b", "a"});
+  CHECK(sealer.open(old_blob, "t/b")->reveal() == "pw");
+  CHECK(CredentialSealer::keyIdOf(sealer.seal("pw", "t/b")) == "b");
+  CHECK_THROWS(sealer.replaceKeys({}));
+  CHECK(sealer.currentKeyId() == "b");  // a refused file changes nothing
+}
+
 TEST_CASE("key files: format errors never echo key material", "[crypto]") {
   std::string good = "# comment\n\nk2 " + base64Encode(std::string(32, 'a')) + "\nk1 " +
                      base64Encode(std::string(32, 'b')) + "\n";
