@@ -7,7 +7,8 @@
 //                              beside h2load's rate to the same server
 //
 // Knobs (environment): BENCH_RATES (calls/s, default "100,500,1000"),
-// BENCH_SECONDS per rate (default 3), BENCH_PUSHES (default 200000).
+// BENCH_SECONDS per rate (default 3), BENCH_PUSHES (default 200000),
+// BENCH_TRACE (default true: the per-binding trace on).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -158,8 +159,11 @@ TEST_CASE("INVITE to push and INVITE to first 180 at bounded call rates", "[late
   KamailioPbx pbx(pbx_options);
   PushTestSetup push;
   // T1 short, so ringing calls end (480) between the rates.
+  // BENCH_TRACE=false: the per-binding trace off, to see what it costs the INVITE path.
+  const char* trace = std::getenv("BENCH_TRACE");
   RegistrarProcess registrar(redis.url(), {{"REGISTRAR_CALL_DEVICE_ACK_TIMEOUT", "1s"},
-                                           {"REGISTRAR_LOG_LEVEL", "warn"}});
+                                           {"REGISTRAR_LOG_LEVEL", "warn"},
+                                           {"REGISTRAR_TRACE_ENABLED", trace && *trace ? trace : "true"}});
   PushgwProcess pushgw(redis.url(), push.apps_file, "pushgw-bench", {{"PUSHGW_LOG_LEVEL", "warn"}});
 
   for (int i = 0; i < kBindings; ++i) {

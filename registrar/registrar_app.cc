@@ -23,6 +23,7 @@
 #include "registrar/device/device_sign_in.h"
 #include "registrar/push/push_job_writer.h"
 #include "registrar/push/push_outcome_listener.h"
+#include "registrar/push/test_push_waiters.h"
 #include "registrar/sip/device_listener.h"
 #include "registrar/sip/nta_call_relay.h"
 #include "registrar/sip/nta_incoming.h"
@@ -99,7 +100,7 @@ struct DeviceSide {
 struct SipSide {
   SipSide(SipThread& thread, const RegistrarConfig& config, const crypto::CredentialSealer& sealer,
           RegistrationObserver& observer, RegistrationMetrics& metrics, PushSink& pushes,
-          CallMetrics& call_metrics, prometheus::Registry& registry)
+          CallMetrics& call_metrics, prometheus::Registry& registry, TraceSink* trace)
       : thread(thread),
         agent(thread, config.sip),
         transport(thread, agent, "sipwake/0.1"),
@@ -115,6 +116,8 @@ struct SipSide {
                                std::unique_ptr<ServerTransaction> transaction) {
           calls.onRequest(std::move(request), std::move(transaction));
         }) {
+    engine.setTrace(trace);
+    calls.setTrace(trace);
     if (!config.device_listen.empty()) {
       devices = std::make_unique<DeviceSide>(thread, config, engine, registry);
       calls.setRelayUri([this](const std::string& token) { return devices->listener.relayUri(token); });
@@ -215,9 +218,10 @@ int runRegistrar(const RegistrarConfig& config) {
 
   CallMetrics call_metrics(*registry);
 
-  StoreWorker store({config.redis, config.instance, 50, config.policy.failed_retention, 1000});
+  StoreWorker store({config.redis, config.instance, 50, config.policy.failed_retention, 1000, config.trace});
   store.start();
   PushJobWriter push_writer(config.redis, config.instance);
+  push_writer.setTrace(config.trace);
   push_writer.start();
   // A previous run that died left its ringing calls behind: their callers
   // got no answer from us (the PBX timed them out). Count them, end them.
@@ -230,14 +234,19 @@ int runRegistrar(const RegistrarConfig& config) {
   std::unique_ptr<SipSide> sip_side;
   sip_thread.start([&] {
     sip_side = std::make_unique<SipSide>(sip_thread, config, sealer, store, metrics, push_writer,
-                                         call_metrics, *registry);
+                                         call_metrics, *registry,
+                                         config.trace.enabled ? &store : nullptr);
   });
 
   // What pushgw reports back: provider accepted a call's push (the caller
-  // hears a second 180), or a binding lost its last device (it goes).
+  // hears a second 180), a binding lost its last device (it goes), or a
+  // test push's outcome (an API request waits for it).
+  std::atomic<TestPushWaiters*> test_pushes{nullptr};
   PushOutcomeListener outcomes(config.redis, config.instance, [&](const nlohmann::json& m) {
     std::string kind = m.value("kind", ""), key = m.value("tenant", "") + "/" + m.value("binding", "");
-    if (kind == "push_delivered") {
+    if (kind == "test_push_result") {
+      if (TestPushWaiters* waiters = test_pushes.load()) waiters->onResult(m);
+    } else if (kind == "push_delivered") {
       std::string call_id = m.value("call_id", "");
       sip_thread.post([&sip_side, key, call_id] {
         if (sip_side) sip_side->calls.onPushDelivered(key, call_id);
@@ -296,8 +305,13 @@ int runRegistrar(const RegistrarConfig& config) {
     if (!loaded) return "bindings are still loading";
     return std::nullopt;
   };
-  RegistrarApi api(loop, {config.expires, contacts, config.instance, config.unregister_wait},
+  RegistrarApi api(loop,
+                   {config.expires, contacts, config.instance, config.unregister_wait, config.trace,
+                    config.test_push_timeout},
                    api_keys, sealer, store, control, readiness, metrics_text);
+  TestPushWaiters test_push_waiters(loop);
+  api.setTestPushes(&test_push_waiters);
+  test_pushes = &test_push_waiters;
 
   http::ServerLimits limits;
   limits.max_body_bytes = config.api_max_body_bytes;
@@ -339,6 +353,7 @@ int runRegistrar(const RegistrarConfig& config) {
   api_server.reset();
   load_retry.cancel();
   outcomes.stop();
+  test_pushes = nullptr;
   // The engine goes without a packet: stopping is not un-registering.
   // Ringing calls get a clean 480 rather than a timeout.
   sip_thread.stop([&] { sip_side.reset(); });

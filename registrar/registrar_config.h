@@ -12,6 +12,7 @@
 #include "registrar/device/device_sign_in.h"
 #include "registrar/sip/device_listener.h"
 #include "registrar/sip/sip_agent.h"
+#include "registrar/trace/binding_trace.h"
 
 namespace sipwake::registrar {
 
@@ -43,6 +44,8 @@ struct RegistrarConfig {
   RegistrationPolicy policy;
   Millis unregister_wait = 5 * kSecond;
   CallPolicy call;
+  TraceOptions trace;
+  Millis test_push_timeout = 10 * kSecond;
 };
 
 const config::ConfigTable& registrarConfigTable();

@@ -136,26 +136,9 @@ void RegistrarApi::handle(http::Request&& request, http::Responder respond) {
 
   std::string id = path.substr(kBindingsPrefix.size());
   if (auto slash = id.find('/'); slash != std::string::npos) {
-    // /v1/bindings/{id}/devices/{device}/ack
     std::string rest = id.substr(slash);
     id.resize(slash);
-    constexpr std::string_view kDevices = "/devices/", kAck = "/ack";
-    if (rest.rfind(kDevices, 0) != 0 || rest.size() <= kDevices.size() + kAck.size() ||
-        rest.compare(rest.size() - kAck.size(), kAck.size(), kAck) != 0) {
-      respond(jsonError(404, "not_found", "no such resource"));
-      return;
-    }
-    std::string device =
-        rest.substr(kDevices.size(), rest.size() - kDevices.size() - kAck.size());
-    if (!validBindingId(id) || !validBindingId(device)) {
-      respond(jsonError(400, "invalid_binding_id", "ids are 1-128 of [A-Za-z0-9._:-]"));
-      return;
-    }
-    if (request.method != "POST") {
-      respond(methodNotAllowed("POST"));
-      return;
-    }
-    ackDevice(*tenant, id, device, request, std::move(respond));
+    handleSubresource(*tenant, std::move(id), rest, request, std::move(respond));
     return;
   }
   if (!validBindingId(id)) {
@@ -171,6 +154,118 @@ void RegistrarApi::handle(http::Request&& request, http::Responder respond) {
   } else {
     respond(methodNotAllowed("GET, PUT, DELETE"));
   }
+}
+
+void RegistrarApi::handleSubresource(const std::string& tenant, std::string id,
+                                     const std::string& rest, const http::Request& request,
+                                     http::Responder respond) {
+  if (rest == "/trace" || rest == "/test-push") {
+    if (!validBindingId(id)) {
+      respond(jsonError(400, "invalid_binding_id", "binding ids are 1-128 of [A-Za-z0-9._:-]"));
+      return;
+    }
+    bool trace = rest == "/trace";
+    if (request.method != (trace ? "GET" : "POST")) {
+      respond(methodNotAllowed(trace ? "GET" : "POST"));
+      return;
+    }
+    if (trace) {
+      getTrace(tenant, id, request, std::move(respond));
+    } else {
+      testPush(tenant, id, std::move(respond));
+    }
+    return;
+  }
+  // /v1/bindings/{id}/devices/{device}/ack
+  constexpr std::string_view kDevices = "/devices/", kAck = "/ack";
+  if (rest.rfind(kDevices, 0) != 0 || rest.size() <= kDevices.size() + kAck.size() ||
+      rest.compare(rest.size() - kAck.size(), kAck.size(), kAck) != 0) {
+    respond(jsonError(404, "not_found", "no such resource"));
+    return;
+  }
+  std::string device =
+      rest.substr(kDevices.size(), rest.size() - kDevices.size() - kAck.size());
+  if (!validBindingId(id) || !validBindingId(device)) {
+    respond(jsonError(400, "invalid_binding_id", "ids are 1-128 of [A-Za-z0-9._:-]"));
+    return;
+  }
+  if (request.method != "POST") {
+    respond(methodNotAllowed("POST"));
+    return;
+  }
+  ackDevice(tenant, id, device, request, std::move(respond));
+}
+
+void RegistrarApi::getTrace(const std::string& tenant, const std::string& id,
+                            const http::Request& request, http::Responder respond) {
+  if (!options_.trace.enabled) {
+    respond(jsonError(404, "trace_disabled", "tracing is off on this service (REGISTRAR_TRACE_ENABLED)"));
+    return;
+  }
+  int limit = options_.trace.max_entries;
+  // ?limit=N (1..trace.max_entries); nothing else is accepted.
+  if (!request.query.empty()) {
+    constexpr std::string_view kLimit = "limit=";
+    std::string_view q = request.query;
+    bool ok = q.rfind(kLimit, 0) == 0 && q.size() > kLimit.size() && q.size() <= kLimit.size() + 5;
+    int n = 0;
+    for (std::size_t i = kLimit.size(); ok && i < q.size(); ++i) {
+      ok = q[i] >= '0' && q[i] <= '9';
+      n = n * 10 + (q[i] - '0');
+    }
+    if (!ok || n < 1 || n > options_.trace.max_entries) {
+      respond(jsonError(400, "invalid_query", "only ?limit=N with 1 <= N <= " +
+                                                  std::to_string(options_.trace.max_entries)));
+      return;
+    }
+    limit = n;
+  }
+  std::string key = tenant + "/" + id;
+  withStore(std::move(respond), [key, id, limit](BindingStore& store) {
+    std::vector<std::string> lines = store.readTrace(key, limit);
+    if (lines.empty() && !store.get(key)) return jsonError(404, "not_found", "no binding with this id");
+    json entries = json::array();
+    for (const auto& line : lines) {
+      auto entry = json::parse(line, nullptr, false);
+      if (entry.is_object()) entries.push_back(std::move(entry));
+    }
+    return jsonResponse(200, {{"id", id}, {"entries", std::move(entries)}});
+  });
+}
+
+void RegistrarApi::testPush(const std::string& tenant, const std::string& id,
+                            http::Responder respond) {
+  if (!test_pushes_) {
+    respond(jsonError(404, "not_found", "no such resource"));
+    return;
+  }
+  std::string key = tenant + "/" + id;
+  std::string test_id = crypto::randomToken(96);
+  test_pushes_->begin(test_id, options_.test_push_timeout,
+                      [respond](json results) { respond(jsonResponse(200, results)); });
+  BindingStore::TestPush test;
+  test.test_id = test_id;
+  test.instance = options_.owner;
+  test.expires_at = SystemClock::instance().now() + options_.test_push_timeout;
+  store_.submit([this, key, test, respond](BindingStore& store) {
+    std::optional<std::vector<TestPushWaiters::Device>> devices;
+    std::optional<Response> error;
+    try {
+      devices = store.queueTestPushes(key, test, SystemClock::instance().now());
+      if (!devices) error = jsonError(404, "not_found", "no binding with this id");
+    } catch (const redis::RedisUnavailable& e) {
+      log::warn("API request failed: redis unavailable", {{"error", e.what()}});
+      error = unavailable();
+    }
+    loop_.post([this, test_id = test.test_id, devices = std::move(devices), error, respond]() mutable {
+      if (error) {
+        test_pushes_->cancel(test_id);
+        respond(std::move(*error));
+        return;
+      }
+      test_pushes_->devices(test_id, std::move(*devices));
+    });
+  });
 }
 
 void RegistrarApi::withStore(http::Responder respond,

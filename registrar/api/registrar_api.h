@@ -11,6 +11,7 @@
 #include "registrar/api/api_keys.h"
 #include "registrar/binding/binding_request.h"
 #include "registrar/binding/store_worker.h"
+#include "registrar/push/test_push_waiters.h"
 #include "registrar/registration/registration_engine.h"
 
 namespace sipwake::registrar {
@@ -35,6 +36,8 @@ struct ApiOptions {
   ContactAddresses contacts;
   std::string owner;                 // this instance's name
   Millis unregister_wait = 5 * kSecond;  // DELETE waits this long for the PBX
+  TraceOptions trace;                    // GET .../trace: off -> 404 trace_disabled
+  Millis test_push_timeout = 10 * kSecond;
 };
 
 // The HTTP API of PRODUCT.md: bindings, health, readiness, metrics.
@@ -51,12 +54,20 @@ class RegistrarApi {
   void handle(http::Request&& request, http::Responder respond);
   // Handler for the metrics-only listener.
   void handleMetrics(http::Request&& request, http::Responder respond);
+  // Where POST .../test-push waits for pushgw; without it that path is 404.
+  void setTestPushes(TestPushWaiters* waiters) { test_pushes_ = waiters; }
 
  private:
   void putBinding(const std::string& tenant, const std::string& id, const http::Request& request,
                   http::Responder respond);
   void getBinding(const std::string& tenant, const std::string& id, http::Responder respond);
   void deleteBinding(const std::string& tenant, const std::string& id, http::Responder respond);
+  void getTrace(const std::string& tenant, const std::string& id, const http::Request& request,
+                http::Responder respond);
+  void testPush(const std::string& tenant, const std::string& id, http::Responder respond);
+  // /v1/bindings/{id}/<rest>: trace, test-push, devices/{device}/ack.
+  void handleSubresource(const std::string& tenant, std::string id, const std::string& rest,
+                         const http::Request& request, http::Responder respond);
   void ackDevice(const std::string& tenant, const std::string& id, const std::string& device,
                  const http::Request& request, http::Responder respond);
   // Runs `job` on the store thread and answers from the API thread.
@@ -71,6 +82,7 @@ class RegistrarApi {
   RegistrationControl& engine_;
   ReadinessProbe readiness_;
   MetricsText metrics_;
+  TestPushWaiters* test_pushes_ = nullptr;
 };
 
 }  // namespace sipwake::registrar
