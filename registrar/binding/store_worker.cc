@@ -118,6 +118,9 @@ void StoreWorker::run() {
       jobs.swap(jobs_);
       stopping = stopping_;
     }
+    // Traces first: an erase job (DELETE) must not be followed by the
+    // binding's last entries re-creating its trace.
+    if (!jobs.empty()) flushTraces();
     for (auto& job : jobs) job(store_);
     auto now = Clock::now();
     if (now >= next_flush || stopping) {
@@ -142,23 +145,29 @@ void StoreWorker::run() {
   }
 }
 
-void StoreWorker::flush() {
-  std::unordered_map<std::string, Pending> batch;
+void StoreWorker::flushTraces() {
   std::vector<std::pair<std::string, SipTraceEntry>> traces;
   {
     std::lock_guard lock(mutex_);
-    batch.swap(pending_);
     traces.swap(pending_traces_);
   }
-  if (!traces.empty()) {
-    std::vector<std::pair<std::string, std::string>> lines;
-    lines.reserve(traces.size());
-    for (const auto& [key, entry] : traces) lines.emplace_back(key, toJson(entry));
-    try {
-      store_.appendTraces(lines, options_.trace);
-    } catch (const std::exception&) {
-      // Lost with Redis: the binding state below is what must survive.
-    }
+  if (traces.empty()) return;
+  std::vector<std::pair<std::string, std::string>> lines;
+  lines.reserve(traces.size());
+  for (const auto& [key, entry] : traces) lines.emplace_back(key, toJson(entry));
+  try {
+    store_.appendTraces(lines, options_.trace);
+  } catch (const std::exception&) {
+    // Lost with Redis: a trace is a diagnostic, the binding state is what must survive.
+  }
+}
+
+void StoreWorker::flush() {
+  flushTraces();
+  std::unordered_map<std::string, Pending> batch;
+  {
+    std::lock_guard lock(mutex_);
+    batch.swap(pending_);
   }
   if (batch.empty()) return;
   std::vector<RegistrationStatus> statuses;

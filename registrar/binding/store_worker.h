@@ -65,6 +65,7 @@ class StoreWorker final : public RegistrationObserver, public TraceSink {
   };
   void run();
   void flush();
+  void flushTraces();
   void checkHealth();
 
   Options options_;
