@@ -66,7 +66,7 @@ std::string explain(const BindingFields& f) {
   if (state == "failed") {
     std::string why = get(f, "failure_reason");
     std::string because = why == "auth_rejected"
-                              ? "the PBX rejected our credentials repeatedly"
+                              ? "the PBX rejected the credentials repeatedly"
                           : why == "rejected" ? "the PBX refused the registration repeatedly"
                                               : "the PBX could not be reached for too long";
     return "gave up: " + because + " (" + last +

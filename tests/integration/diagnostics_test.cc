@@ -207,7 +207,7 @@ TEST_CASE("GET explains a binding the PBX refuses: the answer, the count, the ne
   REQUIRE(s.registrar.waitForState("phone", "failed", 10000));
   b = s.registrar.binding("phone");
   CHECK(b["next_attempt_at"].is_null());
-  CHECK(b["reason"].get<std::string>().find("gave up: the PBX rejected our credentials repeatedly") !=
+  CHECK(b["reason"].get<std::string>().find("gave up: the PBX rejected the credentials repeatedly") !=
         std::string::npos);
   // The trace shows the challenges answered and rejected, still without secrets.
   json trace = traceOf(s.registrar, "phone");
