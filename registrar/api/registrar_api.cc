@@ -242,7 +242,11 @@ void RegistrarApi::testPush(const std::string& tenant, const std::string& id,
   std::string key = tenant + "/" + id;
   std::string test_id = crypto::randomToken(96);
   test_pushes_->begin(test_id, options_.test_push_timeout,
-                      [respond](json results) { respond(jsonResponse(200, results)); });
+                      [respond](json results) {
+                        respond(results.is_null()
+                                    ? jsonError(504, "timeout", "the binding store did not answer in time")
+                                    : jsonResponse(200, results));
+                      });
   BindingStore::TestPush test;
   test.test_id = test_id;
   test.instance = options_.owner;

@@ -55,23 +55,26 @@ void TestPushWaiters::complete(const std::string& test_id, bool timed_out) {
       if (!w.results.count(device)) return;
     }
   }
+  Done done = std::move(w.done);
+  if (!w.devices) {
+    cancel(test_id);
+    done(nullptr);
+    return;
+  }
   nlohmann::json results = nlohmann::json::array();
-  if (w.devices) {
-    for (const auto& [device, provider] : *w.devices) {
-      auto r = w.results.find(device);
-      if (r != w.results.end()) {
-        results.push_back(r->second);
-      } else {
-        results.push_back({{"device", device},
-                           {"provider", provider},
-                           {"status", nullptr},
-                           {"result", "timeout"},
-                           {"reason", "no answer from the push gateway within " +
-                                          std::to_string(w.timeout / kSecond) + " s"}});
-      }
+  for (const auto& [device, provider] : *w.devices) {
+    auto r = w.results.find(device);
+    if (r != w.results.end()) {
+      results.push_back(r->second);
+    } else {
+      results.push_back({{"device", device},
+                         {"provider", provider},
+                         {"status", nullptr},
+                         {"result", "timeout"},
+                         {"reason", "no answer from the push gateway within " +
+                                        std::to_string(w.timeout) + " ms"}});
     }
   }
-  Done done = std::move(w.done);
   cancel(test_id);
   done(nlohmann::json{{"results", std::move(results)}});
 }

@@ -23,7 +23,8 @@ namespace sipwake::registrar {
 class TestPushWaiters {
  public:
   using Device = std::pair<std::string, std::string>;  // id, provider
-  // {"results": [{"device", "provider", "status", "result", "reason"}]}
+  // {"results": [{"device", "provider", "status", "result", "reason"}]}, or
+  // null when the store did not even say which devices it pushed in time.
   using Done = std::function<void(nlohmann::json results)>;
 
   explicit TestPushWaiters(EventLoop& loop) : loop_(loop) {}
