@@ -11,6 +11,7 @@
 // BENCH_SAMPLES_DIR (when set: every measured latency, one millisecond value a
 // line, in <dir>/latency-<series>-<rate>.txt, and the throughput figures in
 // <dir>/throughput.txt; bench/report.sh plots them).
+// BENCH_TRACE (default true: the per-binding trace on).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -177,8 +178,11 @@ TEST_CASE("INVITE to push and INVITE to first 180 at bounded call rates", "[late
   KamailioPbx pbx(pbx_options);
   PushTestSetup push;
   // T1 short, so ringing calls end (480) between the rates.
+  // BENCH_TRACE=false: the per-binding trace off, to see what it costs the INVITE path.
+  const char* trace = std::getenv("BENCH_TRACE");
   RegistrarProcess registrar(redis.url(), {{"REGISTRAR_CALL_DEVICE_ACK_TIMEOUT", "1s"},
-                                           {"REGISTRAR_LOG_LEVEL", "warn"}});
+                                           {"REGISTRAR_LOG_LEVEL", "warn"},
+                                           {"REGISTRAR_TRACE_ENABLED", trace && *trace ? trace : "true"}});
   PushgwProcess pushgw(redis.url(), push.apps_file, "pushgw-bench", {{"PUSHGW_LOG_LEVEL", "warn"}});
 
   for (int i = 0; i < kBindings; ++i) {

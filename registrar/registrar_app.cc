@@ -30,6 +30,7 @@
 #include "registrar/device/device_sign_in.h"
 #include "registrar/push/push_job_writer.h"
 #include "registrar/push/push_outcome_listener.h"
+#include "registrar/push/test_push_waiters.h"
 #include "registrar/sip/device_listener.h"
 #include "registrar/sip/nta_call_relay.h"
 #include "registrar/sip/nta_incoming.h"
@@ -106,7 +107,7 @@ struct DeviceSide {
 struct SipSide {
   SipSide(SipThread& thread, const RegistrarConfig& config, const crypto::CredentialSealer& sealer,
           RegistrationObserver& observer, RegistrationMetrics& metrics, PushSink& pushes,
-          CallMetrics& call_metrics, prometheus::Registry& registry)
+          CallMetrics& call_metrics, prometheus::Registry& registry, TraceSink* trace)
       : thread(thread),
         agent(thread, config.sip),
         transport(thread, agent, "sipwake/0.1"),
@@ -122,6 +123,8 @@ struct SipSide {
                                std::unique_ptr<ServerTransaction> transaction) {
           calls.onRequest(std::move(request), std::move(transaction));
         }) {
+    engine.setTrace(trace);
+    calls.setTrace(trace);
     if (!config.device_listen.empty()) {
       devices = std::make_unique<DeviceSide>(thread, config, engine, registry);
       calls.setRelayUri([this](const std::string& token) { return devices->listener.relayUri(token); });
@@ -280,9 +283,10 @@ int runRegistrar(const RegistrarConfig& config) {
 
   CallMetrics call_metrics(*registry);
 
-  StoreWorker store({config.redis, config.instance, 50, config.policy.failed_retention, 1000});
+  StoreWorker store({config.redis, config.instance, 50, config.policy.failed_retention, 1000, config.trace});
   store.start();
   PushJobWriter push_writer(config.redis, config.instance, registry.get());
+  push_writer.setTrace(config.trace);
   push_writer.start();
   // A previous run that died left its ringing calls behind: their callers
   // got no answer from us (the PBX timed them out). Count them, end them.
@@ -295,7 +299,8 @@ int runRegistrar(const RegistrarConfig& config) {
   std::unique_ptr<SipSide> sip_side;
   sip_thread.start([&] {
     sip_side = std::make_unique<SipSide>(sip_thread, config, sealer, store, metrics, push_writer,
-                                         call_metrics, *registry);
+                                         call_metrics, *registry,
+                                         config.trace.enabled ? &store : nullptr);
   });
 
   ContactAddresses contacts{sip_side->agent.advertisedUdpTcp(), sip_side->agent.advertisedTls()};
@@ -350,12 +355,16 @@ int runRegistrar(const RegistrarConfig& config) {
   BindingRouter router(config.instance, leases, store, localControl(sip_thread, sip_side));
 
   // What pushgw reports back: provider accepted a call's push (the caller
-  // hears a second 180), or a binding lost its last device (it goes). Peers
-  // forward API requests for bindings this instance owns on the same channel.
+  // hears a second 180), a binding lost its last device (it goes), or a
+  // test push's outcome (an API request waits for it). Peers forward API
+  // requests for bindings this instance owns on the same channel.
+  std::atomic<TestPushWaiters*> test_pushes{nullptr};
   PushOutcomeListener outcomes(config.redis, config.instance, [&](const nlohmann::json& m) {
     if (router.onMessage(m)) return;
     std::string kind = m.value("kind", ""), key = m.value("tenant", "") + "/" + m.value("binding", "");
-    if (kind == "push_delivered") {
+    if (kind == "test_push_result") {
+      if (TestPushWaiters* waiters = test_pushes.load()) waiters->onResult(m);
+    } else if (kind == "push_delivered") {
       std::string call_id = m.value("call_id", "");
       sip_thread.post([&sip_side, key, call_id] {
         if (sip_side) sip_side->calls.onPushDelivered(key, call_id);
@@ -397,8 +406,13 @@ int runRegistrar(const RegistrarConfig& config) {
     return std::nullopt;
   };
   AdminOptions admin{&admin_keys, [&config, &sealer] { return reloadSealingKeys(config, sealer); }};
-  RegistrarApi api(loop, {config.expires, contacts, config.instance, config.unregister_wait},
+  RegistrarApi api(loop,
+                   {config.expires, contacts, config.instance, config.unregister_wait, config.trace,
+                    config.test_push_timeout},
                    api_keys, sealer, store, router, readiness, metrics_text, admin);
+  TestPushWaiters test_push_waiters(loop);
+  api.setTestPushes(&test_push_waiters);
+  test_pushes = &test_push_waiters;
 
   http::ServerLimits limits;
   limits.max_body_bytes = config.api_max_body_bytes;
@@ -471,6 +485,7 @@ int runRegistrar(const RegistrarConfig& config) {
   }
   leases.stop();
   outcomes.stop();
+  test_pushes = nullptr;
   // The engine goes without a packet: stopping is not un-registering.
   // Ringing calls get a clean 480 rather than a timeout.
   sip_thread.stop([&] { sip_side.reset(); });

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <unistd.h>
 
+#include <algorithm>
+
 namespace sipwake::registrar {
 
 const config::ConfigTable& registrarConfigTable() {
@@ -61,6 +63,9 @@ const config::ConfigTable& registrarConfigTable() {
           {"registration.refresh_min_ratio", "0.75", "earliest refresh, as a share of the granted time"},
           {"registration.refresh_max_ratio", "0.9", "latest refresh, as a share of the granted time"},
           {"registration.binding_ttl", "7d", "erase bindings their app has not PUT for this long"},
+          {"registration.expiry_warnings", "24h,1h",
+           "binding_expiring pushes this long before binding_ttl runs out (comma-separated; empty: none)",
+           "REGISTRAR_EXPIRY_WARNINGS"},
           {"registration.failed_retention", "24h", "how long a failed binding stays readable"},
           {"registration.rate_per_target", "1000", "REGISTERs per second toward one PBX, at most"},
           {"registration.max_in_flight_per_target", "100",
@@ -73,6 +78,12 @@ const config::ConfigTable& registrarConfigTable() {
           {"call.strict_source", "true",
            "accept INVITE/MESSAGE only from the address the binding's PBX answers REGISTERs from"},
           {"call.message_body_limit", "1024", "bytes of a MESSAGE body carried in its push"},
+          {"trace.enabled", "true",
+           "keep each binding's last SIP messages and push attempts for GET /v1/bindings/{id}/trace"},
+          {"trace.max_entries", "50", "trace entries kept per binding"},
+          {"trace.ttl", "7d", "a binding's trace goes this long after its last entry"},
+          {"push.test_timeout", "10s",
+           "how long POST /v1/bindings/{id}/test-push waits for the providers' answers"},
           {"call.mode", "relay",
            "relay: the call waits for the app (T1/T2); redirect: an ack naming a contact "
            "answers the PBX 302 toward it"},
@@ -208,7 +219,31 @@ RegistrarConfig loadRegistrarConfig(const std::optional<std::string>& file,
   if (p.refresh_min_ratio > p.refresh_max_ratio) {
     throw config::ConfigError("config registration.refresh_min_ratio exceeds refresh_max_ratio");
   }
-  p.binding_ttl = v.duration("registration.binding_ttl", kMinute, 365 * kDay);
+  p.binding_ttl = v.duration("registration.binding_ttl", kSecond, 365 * kDay);
+  p.expiry_warnings.clear();
+  std::string warnings = v.string("registration.expiry_warnings");
+  for (std::size_t start = 0; start < warnings.size();) {
+    std::size_t comma = std::min(warnings.find(',', start), warnings.size());
+    std::string item = warnings.substr(start, comma - start);
+    start = comma + 1;
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    if (item.empty()) continue;
+    Millis offset = 0;
+    try {
+      offset = config::parseDuration(item);
+    } catch (const std::invalid_argument&) {
+      offset = 0;
+    }
+    if (offset <= 0 || p.expiry_warnings.size() >= 8) {
+      throw config::ConfigError("config registration.expiry_warnings (REGISTRAR_EXPIRY_WARNINGS): "
+                                "up to 8 positive durations like 24h,1h");
+    }
+    p.expiry_warnings.push_back(offset);
+  }
+  std::sort(p.expiry_warnings.rbegin(), p.expiry_warnings.rend());
+  p.expiry_warnings.erase(std::unique(p.expiry_warnings.begin(), p.expiry_warnings.end()),
+                          p.expiry_warnings.end());
   p.failed_retention = v.duration("registration.failed_retention", kSecond, 30 * kDay);
   p.pacing.rate_per_second = v.number("registration.rate_per_target", 1, 1e6);
   p.pacing.max_in_flight = static_cast<int>(v.integer("registration.max_in_flight_per_target", 1, 100000));
@@ -227,6 +262,10 @@ RegistrarConfig loadRegistrarConfig(const std::optional<std::string>& file,
     throw config::ConfigError("config call.mode (REGISTRAR_CALL_MODE): must be relay or redirect");
   }
   c.call.redirect = mode == "redirect";
+  c.trace.enabled = v.boolean("trace.enabled");
+  c.trace.max_entries = static_cast<int>(v.integer("trace.max_entries", 1, 10000));
+  c.trace.ttl = v.duration("trace.ttl", kSecond, 365 * kDay);
+  c.test_push_timeout = v.duration("push.test_timeout", 100, 2 * kMinute);
   return c;
 }
 

@@ -12,6 +12,7 @@
 #include "registrar/device/device_sign_in.h"
 #include "registrar/sip/device_listener.h"
 #include "registrar/sip/sip_agent.h"
+#include "registrar/trace/binding_trace.h"
 
 namespace sipwake::registrar {
 
@@ -48,6 +49,8 @@ struct RegistrarConfig {
   std::uint32_t shards = 64;
   Millis lease_ttl = 10 * kSecond;
   Millis handover_timeout = 20 * kSecond;
+  TraceOptions trace;
+  Millis test_push_timeout = 10 * kSecond;
 };
 
 const config::ConfigTable& registrarConfigTable();

@@ -36,6 +36,7 @@ void PushDispatcher::begin(PushJob job) {
   auto a = std::make_shared<Attempt>();
   a->job = std::move(job);
   a->provider = providers_.find(a->job.provider, a->job.app);
+  a->last.provider = a->job.provider;
   if (!a->provider) {
     deadLetter(a, "unknown_app", "no provider configured for app '" + a->job.app + "'");
     return;
@@ -73,6 +74,11 @@ void PushDispatcher::onOutcome(const AttemptPtr& a, const ClassifiedResponse& ou
                                double latency) {
   const std::string provider = a->provider->name();
   metrics_.latency(provider, latency);
+  a->last = BindingFeedback::Attempt{provider,         a->attempts,
+                                     outcome.status,   toString(outcome.outcome),
+                                     outcome.reason,   latency,
+                                     clock_.now()};
+  feedback_.traceAttempt(a->job, a->last);
   switch (outcome.outcome) {
     case PushOutcome::Delivered:
       if (a->job.isCall()) {
@@ -81,6 +87,7 @@ void PushDispatcher::onOutcome(const AttemptPtr& a, const ClassifiedResponse& ou
           metrics_.inviteToPush(static_cast<double>(clock_.now() - a->job.received_at) / 1000.0);
         }
       }
+      reportTest(a, "delivered");
       finish(a, "delivered");
       return;
     case PushOutcome::InvalidToken:
@@ -92,6 +99,7 @@ void PushDispatcher::onOutcome(const AttemptPtr& a, const ClassifiedResponse& ou
           if (!alive.expired()) metrics_.tokenRemoved(provider);
         });
       });
+      reportTest(a, "token_removed");
       finish(a, "invalid_token");
       return;
     case PushOutcome::RefreshCredentials:
@@ -158,18 +166,27 @@ void PushDispatcher::runRetries() {
   }
 }
 
+void PushDispatcher::reportTest(const AttemptPtr& a, const char* result) {
+  if (a->job.test_id.empty()) return;
+  feedback_.testResult(a->job, a->last, result);
+  a->job.test_id.clear();
+}
+
 void PushDispatcher::finish(const AttemptPtr& a, const char* result) {
   log::debug("push finished", {{"binding", a->job.bindingKey()},
                                {"call_id", a->job.call_id},
                                {"device", a->job.device_id},
                                {"type", a->job.type},
                                {"result", result}});
+  reportTest(a, "failed");  // expired while retrying: the last answer says why
   metrics_.push(a->provider ? a->provider->name() : a->job.provider, result);
   stream_.ack(a->job.entry_id);
   --active_;
 }
 
 void PushDispatcher::deadLetter(const AttemptPtr& a, const char* result, const std::string& reason) {
+  if (a->last.reason.empty()) a->last.reason = reason;
+  reportTest(a, "failed");
   log::warn("push given up", {{"binding", a->job.bindingKey()},
                               {"call_id", a->job.call_id},
                               {"device", a->job.device_id},

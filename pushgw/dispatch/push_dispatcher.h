@@ -50,6 +50,7 @@ class PushDispatcher {
     PushProvider* provider = nullptr;
     int attempts = 0;
     bool refreshed = false;
+    BindingFeedback::Attempt last;  // the provider's last answer (traces, test results)
   };
   using AttemptPtr = std::shared_ptr<Attempt>;
 
@@ -59,6 +60,8 @@ class PushDispatcher {
   void scheduleRetry(const AttemptPtr& a, std::optional<Millis> retry_after);
   void runRetries();
   void finish(const AttemptPtr& a, const char* result);
+  // Test pushes: what the registrar waiting for them hears, once per job.
+  void reportTest(const AttemptPtr& a, const char* result);
   void deadLetter(const AttemptPtr& a, const char* result, const std::string& reason);
   bool expired(const PushJob& job) const;
 

@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log/logger.h"
+#include "common/util/redact.h"
+#include "common/util/time_format.h"
 
 namespace sipwake::pushgw {
 namespace {
@@ -75,6 +77,45 @@ void BindingFeedback::removeToken(const PushJob& job, std::function<void(bool)> 
       log::error("cannot remove a dead push token", {{"binding", job.bindingKey()}, {"error", e.what()}});
     }
     done(removed);
+  });
+}
+
+void BindingFeedback::traceAttempt(const PushJob& job, const Attempt& a) {
+  if (job.trace_max <= 0) return;
+  nlohmann::json e = {{"at", isoTime(a.at)},         {"kind", "push"},
+                      {"event", "attempt"},          {"type", job.type},
+                      {"device", job.device_id},     {"provider", a.provider},
+                      {"token", shortenToken(job.token)}, {"attempt", a.attempt},
+                      {"result", a.result},          {"reason", a.reason},
+                      {"latency_ms", static_cast<long long>(a.latency_seconds * 1000.0 + 0.5)}};
+  e["status"] = a.status != 0 ? nlohmann::json(a.status) : nlohmann::json(nullptr);
+  if (!job.call_id.empty()) e["call_id"] = job.call_id;
+  std::string key = "sipwake:trace:{" + job.bindingKey() + "}";
+  std::string line = e.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string max = std::to_string(job.trace_max - 1), ttl = std::to_string(job.trace_ttl);
+  worker_.submit([key, line, max, ttl](redis::Connection& redis) {
+    try {
+      redis.pipeline({{"LPUSH", key, line}, {"LTRIM", key, "0", max}, {"PEXPIRE", key, ttl}});
+    } catch (const std::exception&) {
+      // A trace is a diagnostic: lost with Redis, nothing else depends on it.
+    }
+  });
+}
+
+void BindingFeedback::testResult(const PushJob& job, const Attempt& a, const std::string& result) {
+  if (job.test_id.empty() || job.instance.empty()) return;
+  nlohmann::json message = {{"kind", "test_push_result"}, {"tenant", job.tenant},
+                            {"binding", job.binding},      {"test_id", job.test_id},
+                            {"device", job.device_id},     {"provider", a.provider},
+                            {"result", result},            {"reason", a.reason}};
+  message["status"] = a.status != 0 ? nlohmann::json(a.status) : nlohmann::json(nullptr);
+  std::string channel = outcomeChannel(job.instance), text = message.dump();
+  worker_.submit([channel, text](redis::Connection& redis) {
+    try {
+      redis.command({"PUBLISH", channel, text});
+    } catch (const std::exception& e) {
+      log::warn("cannot report a test push's outcome", {{"error", e.what()}});
+    }
   });
 }
 

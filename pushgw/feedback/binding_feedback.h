@@ -22,6 +22,20 @@ class BindingFeedback {
   void removeToken(const PushJob& job, std::function<void(bool removed)> done);
   // `done(ringing)` runs on the worker thread; true when unknown (be generous).
   void callStillRinging(const PushJob& job, std::function<void(bool ringing)> done);
+  // One provider answer to a job that asked for tracing (trace_max > 0):
+  // appended to its binding's trace list (capped, expiring).
+  struct Attempt {
+    std::string provider;  // the provider that answered ("log" without an apps file)
+    int attempt = 1;
+    int status = 0;        // HTTP status; 0: none
+    std::string result;    // delivered, invalid_token, retry_later, refresh_credentials, permanent_error, ...
+    std::string reason;
+    double latency_seconds = 0;
+    Millis at = 0;
+  };
+  void traceAttempt(const PushJob& job, const Attempt& attempt);
+  // A test push's final outcome, published to the registrar that waits for it.
+  void testResult(const PushJob& job, const Attempt& attempt, const std::string& result);
 
  private:
   redis::RedisWorker& worker_;

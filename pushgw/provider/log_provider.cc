@@ -1,11 +1,12 @@
 #include "pushgw/provider/log_provider.h"
 
 #include "common/log/logger.h"
+#include "common/util/redact.h"
 
 namespace sipwake::pushgw {
 
 void LogProvider::send(const PushMessage& message, Done done) {
-  std::string token = message.token.size() > 8 ? message.token.substr(0, 8) + "…" : "…";
+  std::string token = shortenToken(message.token);
   log::info("push (log provider)", {{"provider", message.provider},
                                     {"app", message.app},
                                     {"token", token},

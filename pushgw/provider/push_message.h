@@ -38,6 +38,7 @@ struct ClassifiedResponse {
   PushOutcome outcome = PushOutcome::PermanentError;
   std::optional<Millis> retry_after;  // from Retry-After, when given
   std::string reason;                 // the provider's reason (e.g. "BadDeviceToken"), for logs and metrics
+  int status = 0;                     // the provider's HTTP status; 0: no answer (or no HTTP)
 };
 
 const char* toString(PushOutcome outcome);

@@ -1,5 +1,6 @@
 #include "pushgw/queue/push_job.h"
 
+#include <algorithm>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -62,6 +63,7 @@ std::optional<PushJob> parsePushJob(std::string_view text_json, std::string& err
       !text(j, "relay", job.relay, false, error, 512) ||
       !text(j, "reason", job.reason, false, error, 64) ||
       !text(j, "instance", job.instance, false, error, 256) ||
+      !text(j, "test_id", job.test_id, false, error, 64) ||
       !number(j, "sent_at", job.sent_at, error) ||
       !number(j, "received_at", job.received_at, error) ||
       !number(j, "expires_at", job.expires_at, error)) {
@@ -69,6 +71,10 @@ std::optional<PushJob> parsePushJob(std::string_view text_json, std::string& err
   }
   if (auto it = j.find("answered_elsewhere"); it != j.end() && it->is_boolean()) {
     job.answered_elsewhere = it->get<bool>();
+  }
+  if (auto trace = j.find("trace"); trace != j.end() && trace->is_object()) {
+    job.trace_max = std::clamp(trace->value("max", 0), 0, 10000);
+    job.trace_ttl = std::clamp<Millis>(trace->value("ttl", Millis{0}), 0, 365 * 86400) * kSecond;
   }
   auto device = j.find("device");
   if (device == j.end() || !device->is_object()) {
@@ -102,8 +108,12 @@ PushMessage toPushMessage(const PushJob& job, Millis now) {
   m.app = job.app;
   m.environment = job.environment.empty() ? "production" : job.environment;
   m.push_type = job.push_type.empty() ? "voip" : job.push_type;
+  // A VoIP push must report a call to CallKit or iOS kills the app: what is
+  // not a call goes as an alert.
+  if (job.type == "test" || job.type == "binding_expiring") m.push_type = "alert";
   m.collapse_id = job.call_id;
-  m.urgent = job.type == "call" || job.type == "call_cancelled" || job.type == "message";
+  m.urgent = job.type == "call" || job.type == "call_cancelled" || job.type == "message" ||
+             job.type == "test";
   if (job.isCall()) {
     m.expires_at = job.expires_at ? std::min(job.expires_at, now + kCallTtl) : now + kCallTtl;
   } else {
@@ -118,6 +128,7 @@ PushMessage toPushMessage(const PushJob& job, Millis now) {
   if (!job.relay.empty()) payload["relay"] = job.relay;
   if (job.type == "call_cancelled") payload["answered_elsewhere"] = job.answered_elsewhere;
   if (job.type == "binding_failed" && !job.reason.empty()) payload["reason"] = job.reason;
+  if (job.type == "binding_expiring" && job.expires_at != 0) payload["expires_at"] = job.expires_at;
   m.payload = std::move(payload);
   return m;
 }

@@ -33,6 +33,9 @@ struct PushJob {
   Millis received_at = 0;  // when the SIP request reached the registrar
   Millis expires_at = 0;   // 0: no deadline
   std::string instance;    // the registrar that owns the call / binding
+  std::string test_id;     // test pushes: the registrar waits for this id's outcomes
+  int trace_max = 0;       // > 0: attempts go to the binding's trace, capped at this
+  Millis trace_ttl = 0;    // and kept this long (seconds on the wire)
   int deliveries = 1;      // how often the stream handed it out (reclaims count)
 
   std::string bindingKey() const { return tenant + "/" + binding; }

@@ -1,5 +1,6 @@
 #include "registrar/api/binding_view.h"
 
+#include "common/util/redact.h"
 #include "common/util/time_format.h"
 
 namespace sipwake::registrar {
@@ -28,10 +29,14 @@ std::string lastResponseText(int code, const std::string& reason, bool local) {
   return "the PBX answered " + std::to_string(code) + " " + reason;
 }
 
-std::string explain(const BindingFields& f, Millis now) {
+// How many times, in words that fit after a count.
+std::string times(long long n) { return n == 1 ? "1 time" : std::to_string(n) + " times"; }
+
+std::string explain(const BindingFields& f) {
   std::string state = get(f, "state");
   int code = static_cast<int>(getInt(f, "last_code"));
-  std::string last = lastResponseText(code, get(f, "last_reason"), get(f, "last_local") == "1");
+  bool local = get(f, "last_local") == "1";
+  std::string last = lastResponseText(code, get(f, "last_reason"), local);
   long long next = getInt(f, "next_attempt_at");
   std::string next_text = next > 0 ? "; next attempt at " + isoTime(next) : "";
   if (state == "registered") {
@@ -39,7 +44,23 @@ std::string explain(const BindingFields& f, Millis now) {
   }
   if (state == "registering") return "registering with the PBX";
   if (state == "retrying") {
-    return "not registered: " + last + "; " + get(f, "failures") + " failed attempt(s) in a row" +
+    std::string answer = std::to_string(code) + " " + get(f, "last_reason");
+    long long rejections = getInt(f, "auth_rejections");
+    long long temporary = getInt(f, "temporary_failures");
+    if (!local && (code == 401 || code == 407 || code == 403)) {
+      return "not registered: the PBX rejected our credentials (" + answer + ") " +
+             times(rejections) + next_text;
+    }
+    if (local) {
+      return "not registered: the PBX could not be reached (" + answer + ") " + times(temporary) +
+             next_text;
+    }
+    if (code >= 200 && code < 300) {  // 200 without our contact
+      return "not registered: the PBX answered " + answer + " but did not keep our contact " +
+             times(temporary) + next_text;
+    }
+    long long failures = code >= 400 && code < 500 && code != 408 && code != 423 ? rejections : temporary;
+    return "not registered: the PBX refused the registration (" + answer + ") " + times(failures) +
            next_text;
   }
   if (state == "failed") {
@@ -51,16 +72,11 @@ std::string explain(const BindingFields& f, Millis now) {
     return "gave up: " + because + " (" + last +
            "); credentials deleted, re-provision the app to try again";
   }
-  (void)now;
+  if (state == "unregistered") return "not registered: the binding was removed from the PBX";
   return state;
 }
 
 }  // namespace
-
-std::string shortenToken(const std::string& token) {
-  if (token.size() <= 8) return "…";
-  return token.substr(0, 8) + "…";
-}
 
 json bindingView(const BindingFields& f, Millis now) {
   json view;
@@ -70,7 +86,8 @@ json bindingView(const BindingFields& f, Millis now) {
   view["registrar"] = registrar.empty() ? json(nullptr) : json(registrar);
   view["transport"] = get(f, "transport");
   view["state"] = get(f, "state");
-  view["reason"] = explain(f, now);
+  view["reason"] = explain(f);
+  (void)now;
   view["contact"] = get(f, "contact");
   view["expires"] = getInt(f, "expires");
   long long granted = getInt(f, "granted_expires");

@@ -11,7 +11,4 @@ namespace sipwake::registrar {
 // is not registered. Never the password; push tokens shortened.
 nlohmann::json bindingView(const BindingFields& fields, Millis now);
 
-// "a1b2c3d4…" : enough for support staff to match a device, not to push to it.
-std::string shortenToken(const std::string& token);
-
 }  // namespace sipwake::registrar

@@ -67,6 +67,8 @@ const std::vector<RegistrarApi::Route>& RegistrarApi::table() {
       {{"GET", "/v1/bindings/{id}", A::Tenant}, &RegistrarApi::routeGetBinding},
       {{"DELETE", "/v1/bindings/{id}", A::Tenant}, &RegistrarApi::routeDeleteBinding},
       {{"POST", "/v1/bindings/{id}/devices/{device}/ack", A::Tenant}, &RegistrarApi::routeAckDevice},
+      {{"GET", "/v1/bindings/{id}/trace", A::Tenant}, &RegistrarApi::routeTrace},
+      {{"POST", "/v1/bindings/{id}/test-push", A::Tenant}, &RegistrarApi::routeTestPush},
       {{"GET", "/v1/admin/bindings", A::Admin}, &RegistrarApi::adminListBindings},
       {{"GET", "/v1/admin/bindings/{tenant}/{id}", A::Admin}, &RegistrarApi::adminGetBinding},
       {{"DELETE", "/v1/admin/bindings/{tenant}/{id}", A::Admin}, &RegistrarApi::adminDeleteBinding},
@@ -223,6 +225,100 @@ void RegistrarApi::routeAckDevice(Call& call) {
     return;
   }
   ackDevice(call.principal, id, device, call.request, std::move(call.respond));
+}
+
+void RegistrarApi::routeTrace(Call& call) {
+  const std::string& id = call.params[0];
+  if (!validBindingId(id)) {
+    call.respond(jsonError(400, "invalid_binding_id", "binding ids are 1-128 of [A-Za-z0-9._:-]"));
+    return;
+  }
+  getTrace(call.principal, id, call.request, std::move(call.respond));
+}
+
+void RegistrarApi::routeTestPush(Call& call) {
+  const std::string& id = call.params[0];
+  if (!validBindingId(id)) {
+    call.respond(jsonError(400, "invalid_binding_id", "binding ids are 1-128 of [A-Za-z0-9._:-]"));
+    return;
+  }
+  testPush(call.principal, id, std::move(call.respond));
+}
+
+void RegistrarApi::getTrace(const std::string& tenant, const std::string& id,
+                            const http::Request& request, http::Responder respond) {
+  if (!options_.trace.enabled) {
+    respond(jsonError(404, "trace_disabled", "tracing is off on this service (REGISTRAR_TRACE_ENABLED)"));
+    return;
+  }
+  int limit = options_.trace.max_entries;
+  // ?limit=N (1..trace.max_entries); nothing else is accepted.
+  if (!request.query.empty()) {
+    constexpr std::string_view kLimit = "limit=";
+    std::string_view q = request.query;
+    bool ok = q.rfind(kLimit, 0) == 0 && q.size() > kLimit.size() && q.size() <= kLimit.size() + 5;
+    int n = 0;
+    for (std::size_t i = kLimit.size(); ok && i < q.size(); ++i) {
+      ok = q[i] >= '0' && q[i] <= '9';
+      n = n * 10 + (q[i] - '0');
+    }
+    if (!ok || n < 1 || n > options_.trace.max_entries) {
+      respond(jsonError(400, "invalid_query", "only ?limit=N with 1 <= N <= " +
+                                                  std::to_string(options_.trace.max_entries)));
+      return;
+    }
+    limit = n;
+  }
+  std::string key = tenant + "/" + id;
+  withStore(std::move(respond), [key, id, limit](BindingStore& store) {
+    std::vector<std::string> lines = store.readTrace(key, limit);
+    if (lines.empty() && !store.get(key)) return jsonError(404, "not_found", "no binding with this id");
+    json entries = json::array();
+    for (const auto& line : lines) {
+      auto entry = json::parse(line, nullptr, false);
+      if (entry.is_object()) entries.push_back(std::move(entry));
+    }
+    return jsonResponse(200, {{"id", id}, {"entries", std::move(entries)}});
+  });
+}
+
+void RegistrarApi::testPush(const std::string& tenant, const std::string& id,
+                            http::Responder respond) {
+  if (!test_pushes_) {
+    respond(jsonError(404, "not_found", "no such resource"));
+    return;
+  }
+  std::string key = tenant + "/" + id;
+  std::string test_id = crypto::randomToken(96);
+  test_pushes_->begin(test_id, options_.test_push_timeout,
+                      [respond](json results) {
+                        respond(results.is_null()
+                                    ? jsonError(504, "timeout", "the binding store did not answer in time")
+                                    : jsonResponse(200, results));
+                      });
+  BindingStore::TestPush test;
+  test.test_id = test_id;
+  test.instance = options_.owner;
+  test.expires_at = SystemClock::instance().now() + options_.test_push_timeout;
+  store_.submit([this, key, test, respond](BindingStore& store) {
+    std::optional<std::vector<TestPushWaiters::Device>> devices;
+    std::optional<Response> error;
+    try {
+      devices = store.queueTestPushes(key, test, SystemClock::instance().now());
+      if (!devices) error = jsonError(404, "not_found", "no binding with this id");
+    } catch (const redis::RedisUnavailable& e) {
+      log::warn("API request failed: redis unavailable", {{"error", e.what()}});
+      error = storageUnavailable();
+    }
+    loop_.post([this, test_id = test.test_id, devices = std::move(devices), error, respond]() mutable {
+      if (error) {
+        test_pushes_->cancel(test_id);
+        respond(std::move(*error));
+        return;
+      }
+      test_pushes_->devices(test_id, std::move(*devices));
+    });
+  });
 }
 
 void RegistrarApi::withStore(http::Responder respond,

@@ -15,6 +15,7 @@
 #include "registrar/binding/binding_admin.h"
 #include "registrar/binding/binding_request.h"
 #include "registrar/binding/store_worker.h"
+#include "registrar/push/test_push_waiters.h"
 #include "registrar/registration/registration_engine.h"
 
 namespace sipwake::registrar {
@@ -60,6 +61,8 @@ struct ApiOptions {
   ContactAddresses contacts;
   std::string owner;                 // this instance's name
   Millis unregister_wait = 5 * kSecond;  // DELETE waits this long for the PBX
+  TraceOptions trace;                    // GET .../trace: off -> 404 trace_disabled
+  Millis test_push_timeout = 10 * kSecond;
 };
 
 // The HTTP API of PRODUCT.md: bindings, health, readiness, metrics.
@@ -77,6 +80,8 @@ class RegistrarApi {
   void handle(http::Request&& request, http::Responder respond);
   // Handler for the metrics-only listener.
   void handleMetrics(http::Request&& request, http::Responder respond);
+  // Where POST .../test-push waits for pushgw; without it that path is 404.
+  void setTestPushes(TestPushWaiters* waiters) { test_pushes_ = waiters; }
 
   // Every method and path served by handle() (`registrar --routes`; the
   // OpenAPI test checks each is documented).
@@ -105,6 +110,8 @@ class RegistrarApi {
   void routeGetBinding(Call& call);
   void routeDeleteBinding(Call& call);
   void routeAckDevice(Call& call);
+  void routeTrace(Call& call);
+  void routeTestPush(Call& call);
   // admin_api.cc
   void adminListBindings(Call& call);
   void adminGetBinding(Call& call);
@@ -124,6 +131,9 @@ class RegistrarApi {
                   http::Responder respond);
   void getBinding(const std::string& tenant, const std::string& id, http::Responder respond);
   void deleteBinding(const std::string& tenant, const std::string& id, http::Responder respond);
+  void getTrace(const std::string& tenant, const std::string& id, const http::Request& request,
+                http::Responder respond);
+  void testPush(const std::string& tenant, const std::string& id, http::Responder respond);
   void ackDevice(const std::string& tenant, const std::string& id, const std::string& device,
                  const http::Request& request, http::Responder respond);
   // Runs `job` on the store thread and answers from the API thread.
@@ -140,6 +150,7 @@ class RegistrarApi {
   MetricsText metrics_;
   AdminOptions admin_;
   std::atomic<bool> rotating_{false};
+  TestPushWaiters* test_pushes_ = nullptr;
 };
 
 }  // namespace sipwake::registrar

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log/logger.h"
+#include "registrar/trace/push_trace.h"
 
 namespace sipwake::registrar {
 namespace {
@@ -68,6 +69,14 @@ if redis.call('HGET', KEYS[1], 'generation') ~= ARGV[1] then return false end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('HDEL', KEYS[1], 'credential')
 redis.call('EXPIRE', KEYS[1], ARGV[2])
+return redis.call('HMGET', KEYS[1], 'tenant', 'id', 'devices')
+)lua";
+
+// An expiry warning: once per warning offset (ARGV[2] names it) and generation.
+constexpr const char* kExpiringScript = R"lua(
+if redis.call('HGET', KEYS[1], 'generation') ~= ARGV[1] then return false end
+if redis.call('HGET', KEYS[1], ARGV[2]) == ARGV[1] then return false end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[1])
 return redis.call('HMGET', KEYS[1], 'tenant', 'id', 'devices')
 )lua";
 
@@ -150,6 +159,7 @@ BindingFields toFields(const redis::Reply& reply) {
 }  // namespace
 
 std::string bindingRedisKey(const std::string& key) { return "sipwake:binding:{" + key + "}"; }
+std::string traceRedisKey(const std::string& key) { return "sipwake:trace:{" + key + "}"; }
 
 BindingStore::BindingStore(redis::Connection& connection, Millis failed_retention)
     : redis_(connection),
@@ -157,7 +167,8 @@ BindingStore::BindingStore(redis::Connection& connection, Millis failed_retentio
       put_script_{kPutScript, {}},
       status_script_{kStatusScript, {}},
       failed_script_{kFailedScript, {}},
-      erase_if_script_{kEraseIfScript, {}} {}
+      erase_if_script_{kEraseIfScript, {}},
+      expiring_script_{kExpiringScript, {}} {}
 
 PutResult BindingStore::put(const NewBinding& b, Millis now) {
   std::vector<std::string> args{std::to_string(now), b.candidate_token, b.candidate_call_id,
@@ -200,7 +211,7 @@ std::optional<BindingFields> BindingStore::get(const std::string& key) {
 
 bool BindingStore::erase(const std::string& key) {
   auto replies = redis_.pipeline(
-      {{"DEL", bindingRedisKey(key)}, {"ZREM", kBindingIndexKey, key}});
+      {{"DEL", bindingRedisKey(key)}, {"ZREM", kBindingIndexKey, key}, {"DEL", traceRedisKey(key)}});
   return replies[0].integer() == 1;
 }
 
@@ -249,15 +260,105 @@ void BindingStore::markFailed(const RegistrationStatus& status, FailureReason re
   std::string tenant(reply.element(0).str()), id(reply.element(1).str());
   auto devices = nlohmann::json::parse(reply.element(2).str(), nullptr, false);
   if (!devices.is_array()) return;
+  std::vector<nlohmann::json> jobs;
   for (const auto& device : devices) {
-    nlohmann::json job = {{"type", "binding_failed"}, {"tenant", tenant},
-                          {"binding", id},            {"device", device},
-                          {"reason", std::string(toString(reason))},
-                          {"sent_at", status.updated_at}};
+    jobs.push_back({{"type", "binding_failed"}, {"tenant", tenant},
+                    {"binding", id},            {"device", device},
+                    {"reason", std::string(toString(reason))},
+                    {"sent_at", status.updated_at}});
+  }
+  queuePushes(status.key, std::move(jobs), status.updated_at);
+}
+
+void BindingStore::queuePushes(const std::string& key, std::vector<nlohmann::json> jobs, Millis now) {
+  if (jobs.empty()) return;
+  std::vector<std::vector<std::string>> commands;
+  std::vector<std::string> queued{"LPUSH", traceRedisKey(key)};
+  for (auto& job : jobs) {
+    if (trace_.enabled) {
+      job["trace"] = {{"max", trace_.max_entries}, {"ttl", trace_.ttl / kSecond}};
+      queued.push_back(pushQueuedTrace(job, now));
+    }
     // No MAXLEN: a trim here could drop jobs not yet delivered; pushgw trims
     // what its group acknowledged.
-    redis_.command({"XADD", kPushStreamKey, "*", "job", job.dump()});
+    commands.push_back({"XADD", kPushStreamKey, "*", "job",
+                        job.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
   }
+  if (trace_.enabled) {
+    commands.push_back(std::move(queued));
+    commands.push_back({"LTRIM", traceRedisKey(key), "0", std::to_string(trace_.max_entries - 1)});
+    commands.push_back({"PEXPIRE", traceRedisKey(key), std::to_string(trace_.ttl)});
+  }
+  redis_.pipeline(commands);
+}
+
+int BindingStore::warnExpiring(const std::string& key, std::uint64_t generation, Millis offset,
+                               Millis expires_at, Millis now) {
+  redis::Reply reply = redis_.eval(
+      expiring_script_, {bindingRedisKey(key)},
+      {std::to_string(generation), "expiry_warned_" + std::to_string(offset / kSecond)});
+  if (!reply.isArray() || reply.size() != 3) return 0;  // sent before, or superseded by a PUT
+  std::string tenant(reply.element(0).str()), id(reply.element(1).str());
+  auto devices = nlohmann::json::parse(reply.element(2).str(), nullptr, false);
+  if (!devices.is_array()) return 0;
+  std::vector<nlohmann::json> jobs;
+  for (const auto& device : devices) {
+    // The push is useless once the binding is gone: expires_at is both the
+    // payload's and the delivery deadline.
+    jobs.push_back({{"type", "binding_expiring"}, {"tenant", tenant}, {"binding", id},
+                    {"device", device},           {"sent_at", now},   {"expires_at", expires_at}});
+  }
+  int queued = static_cast<int>(jobs.size());
+  queuePushes(key, std::move(jobs), now);
+  return queued;
+}
+
+std::optional<std::vector<std::pair<std::string, std::string>>> BindingStore::queueTestPushes(
+    const std::string& key, const TestPush& test, Millis now) {
+  redis::Reply reply = redis_.command({"HMGET", bindingRedisKey(key), "tenant", "id", "devices"});
+  if (!reply.isArray() || reply.size() != 3 || reply.element(2).isNil()) return std::nullopt;
+  std::string tenant(reply.element(0).str()), id(reply.element(1).str());
+  auto devices = nlohmann::json::parse(reply.element(2).str(), nullptr, false);
+  std::vector<std::pair<std::string, std::string>> pushed;
+  if (!devices.is_array()) return pushed;
+  std::vector<nlohmann::json> jobs;
+  for (const auto& device : devices) {
+    if (!device.is_object()) continue;
+    pushed.emplace_back(device.value("id", ""), device.value("provider", ""));
+    jobs.push_back({{"type", "test"},         {"tenant", tenant},          {"binding", id},
+                    {"device", device},       {"sent_at", now},            {"expires_at", test.expires_at},
+                    {"test_id", test.test_id}, {"instance", test.instance}});
+  }
+  queuePushes(key, std::move(jobs), now);
+  return pushed;
+}
+
+void BindingStore::appendTraces(const std::vector<std::pair<std::string, std::string>>& entries,
+                                const TraceOptions& options) {
+  if (entries.empty()) return;
+  // One LPUSH per binding, in arrival order (the newest ends up first).
+  std::map<std::string, std::vector<std::string>> by_key;
+  for (const auto& [key, line] : entries) {
+    auto& cmd = by_key[key];
+    if (cmd.empty()) cmd = {"LPUSH", traceRedisKey(key)};
+    cmd.push_back(line);
+  }
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(by_key.size() * 3);
+  for (auto& [key, push] : by_key) {
+    commands.push_back(std::move(push));
+    commands.push_back({"LTRIM", traceRedisKey(key), "0", std::to_string(options.max_entries - 1)});
+    commands.push_back({"PEXPIRE", traceRedisKey(key), std::to_string(options.ttl)});
+  }
+  redis_.pipeline(commands);
+}
+
+std::vector<std::string> BindingStore::readTrace(const std::string& key, int limit) {
+  redis::Reply reply =
+      redis_.command({"LRANGE", traceRedisKey(key), "0", std::to_string(std::max(limit, 1) - 1)});
+  std::vector<std::string> out;
+  for (std::size_t i = reply.size(); i > 0; --i) out.emplace_back(reply.element(i - 1).str());
+  return out;
 }
 
 std::optional<LoadedBinding> BindingStore::toLoaded(const BindingFields& f) {

@@ -7,11 +7,14 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/event/clock.h"
 #include "common/redis/redis_connection.h"
 #include "registrar/binding/binding_request.h"
 #include "registrar/registration/registration_observer.h"
 #include "registrar/registration/registration_spec.h"
+#include "registrar/trace/binding_trace.h"
 
 namespace sipwake::registrar {
 
@@ -19,7 +22,9 @@ namespace sipwake::registrar {
 //   sipwake:binding:{<tenant>/<id>}  hash: the binding, its sealed credential, its state
 //   sipwake:bindings                 zset: binding key -> last PUT time (ms)
 //   sipwake:push:jobs                stream: push jobs for pushgw
+//   sipwake:trace:{<tenant>/<id>}    list: the binding's trace, newest first, capped
 std::string bindingRedisKey(const std::string& key);
+std::string traceRedisKey(const std::string& key);
 inline constexpr const char* kBindingIndexKey = "sipwake:bindings";
 inline constexpr const char* kPushStreamKey = "sipwake:push:jobs";
 
@@ -90,15 +95,43 @@ class BindingStore {
   // queries (binding_admin.h), on the same thread.
   redis::Connection& connection() { return redis_; }
 
+  // Pipelined LPUSH + LTRIM + PEXPIRE per binding of (binding key, JSON entry).
+  void appendTraces(const std::vector<std::pair<std::string, std::string>>& entries,
+                    const TraceOptions& options);
+  // The newest `limit` entries, oldest first.
+  std::vector<std::string> readTrace(const std::string& key, int limit);
+  // Queues a binding_expiring push per device, unless this warning (offset)
+  // was already sent for this generation (a restart re-arms its timers).
+  // Returns the number of pushes queued.
+  int warnExpiring(const std::string& key, std::uint64_t generation, Millis offset,
+                   Millis expires_at, Millis now);
+  // Queues a `test` push per device; the devices pushed (id, provider), in
+  // the binding's order; nullopt when there is no such binding.
+  struct TestPush {
+    std::string test_id;
+    std::string instance;  // where pushgw reports each device's outcome
+    Millis expires_at = 0;
+  };
+  std::optional<std::vector<std::pair<std::string, std::string>>> queueTestPushes(
+      const std::string& key, const TestPush& test, Millis now);
+
   static std::optional<LoadedBinding> toLoaded(const BindingFields& fields);
 
+  // Push jobs queued here carry the trace settings so pushgw adds its attempts.
+  void setTrace(const TraceOptions& trace) { trace_ = trace; }
+
  private:
+  // XADDs each job (and, when tracing, a "queued" entry to its binding's trace).
+  void queuePushes(const std::string& key, std::vector<nlohmann::json> jobs, Millis now);
+
   redis::Connection& redis_;
   Millis failed_retention_;
   redis::Script put_script_;
   redis::Script status_script_;
   redis::Script failed_script_;
   redis::Script erase_if_script_;
+  redis::Script expiring_script_;
+  TraceOptions trace_;
 };
 
 }  // namespace sipwake::registrar

@@ -11,7 +11,9 @@ namespace sipwake::registrar {
 StoreWorker::StoreWorker(Options options)
     : options_(std::move(options)),
       connection_(options_.url),
-      store_(connection_, options_.failed_retention) {}
+      store_(connection_, options_.failed_retention) {
+  store_.setTrace(options_.trace);
+}
 
 StoreWorker::~StoreWorker() { stop(); }
 
@@ -75,6 +77,26 @@ void StoreWorker::onExpired(const std::string& key, std::uint64_t generation) {
   pending_[key] = p;
 }
 
+void StoreWorker::onExpiring(const std::string& key, std::uint64_t generation, Millis offset,
+                             Millis expires_at) {
+  submit([key, generation, offset, expires_at](BindingStore& store) {
+    try {
+      store.warnExpiring(key, generation, offset, expires_at, SystemClock::instance().now());
+    } catch (const std::exception& e) {
+      log::error("expiry warning not sent: redis unavailable", {{"binding", key}, {"error", e.what()}});
+    }
+  });
+}
+
+void StoreWorker::trace(const std::string& binding_key, SipTraceEntry entry) {
+  // Bounded while Redis is away: a trace is a diagnostic, not state.
+  constexpr std::size_t kMaxPendingTraces = 20000;
+  if (!options_.trace.enabled) return;
+  std::lock_guard lock(mutex_);
+  if (pending_traces_.size() >= kMaxPendingTraces) return;
+  pending_traces_.emplace_back(binding_key, std::move(entry));
+}
+
 std::size_t StoreWorker::pendingWrites() const {
   std::lock_guard lock(mutex_);
   return pending_.size();
@@ -90,11 +112,15 @@ void StoreWorker::run() {
     bool stopping;
     {
       std::unique_lock lock(mutex_);
-      auto wake_at = std::min(next_health, pending_.empty() ? Clock::time_point::max() : next_flush);
+      bool idle = pending_.empty() && pending_traces_.empty();
+      auto wake_at = std::min(next_health, idle ? Clock::time_point::max() : next_flush);
       wake_.wait_until(lock, wake_at, [&] { return stopping_ || !jobs_.empty(); });
       jobs.swap(jobs_);
       stopping = stopping_;
     }
+    // Traces first: an erase job (DELETE) must not be followed by the
+    // binding's last entries re-creating its trace.
+    if (!jobs.empty()) flushTraces();
     for (auto& job : jobs) job(store_);
     auto now = Clock::now();
     if (now >= next_flush || stopping) {
@@ -119,7 +145,25 @@ void StoreWorker::run() {
   }
 }
 
+void StoreWorker::flushTraces() {
+  std::vector<std::pair<std::string, SipTraceEntry>> traces;
+  {
+    std::lock_guard lock(mutex_);
+    traces.swap(pending_traces_);
+  }
+  if (traces.empty()) return;
+  std::vector<std::pair<std::string, std::string>> lines;
+  lines.reserve(traces.size());
+  for (const auto& [key, entry] : traces) lines.emplace_back(key, toJson(entry));
+  try {
+    store_.appendTraces(lines, options_.trace);
+  } catch (const std::exception&) {
+    // Lost with Redis: a trace is a diagnostic, the binding state is what must survive.
+  }
+}
+
 void StoreWorker::flush() {
+  flushTraces();
   std::unordered_map<std::string, Pending> batch;
   {
     std::lock_guard lock(mutex_);

@@ -14,13 +14,15 @@
 #include "common/redis/redis_connection.h"
 #include "registrar/binding/binding_store.h"
 #include "registrar/registration/registration_observer.h"
+#include "registrar/trace/binding_trace.h"
 
 namespace sipwake::registrar {
 
 // The thread that talks to Redis. API requests hand it jobs; the engine hands
 // it status to write behind: coalesced per binding and kept while Redis is
 // unreachable, so nothing is lost when it returns.
-class StoreWorker final : public RegistrationObserver {
+// Trace entries (TraceSink) are written behind the same way, batched per flush.
+class StoreWorker final : public RegistrationObserver, public TraceSink {
  public:
   struct Options {
     redis::RedisUrl url;
@@ -28,6 +30,7 @@ class StoreWorker final : public RegistrationObserver {
     Millis flush_interval = 50;
     Millis failed_retention = 24 * kHour;
     Millis health_interval = 1000;
+    TraceOptions trace;
   };
 
   explicit StoreWorker(Options options);
@@ -44,6 +47,12 @@ class StoreWorker final : public RegistrationObserver {
   void onStatus(const RegistrationStatus& status) override;
   void onFailed(const RegistrationStatus& status, FailureReason reason) override;
   void onExpired(const std::string& key, std::uint64_t generation) override;
+  void onExpiring(const std::string& key, std::uint64_t generation, Millis offset,
+                  Millis expires_at) override;
+
+  // TraceSink: called on the SIP thread; dropped when tracing is off.
+  void trace(const std::string& binding_key, SipTraceEntry entry) override;
+  const TraceOptions& traceOptions() const { return options_.trace; }
 
   bool redisHealthy() const { return healthy_.load(); }
   std::size_t pendingWrites() const;
@@ -56,6 +65,7 @@ class StoreWorker final : public RegistrationObserver {
   };
   void run();
   void flush();
+  void flushTraces();
   void checkHealth();
 
   Options options_;
@@ -66,6 +76,7 @@ class StoreWorker final : public RegistrationObserver {
   std::condition_variable wake_;
   std::deque<std::function<void(BindingStore&)>> jobs_;
   std::unordered_map<std::string, Pending> pending_;
+  std::vector<std::pair<std::string, SipTraceEntry>> pending_traces_;
   bool stopping_ = false;
   std::atomic<bool> healthy_{false};
 };

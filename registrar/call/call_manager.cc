@@ -102,6 +102,7 @@ void CallManager::onRequest(IncomingRequest request,
     transaction->respond(404, "Not Found");
     return;
   }
+  if (trace_) traceRequest(owner->key, request, request.method_name);
   // Only the binding's PBX may ring its phone: anything else is refused
   // before it costs a Redis write or a push.
   if (policy_.strict_source && owner->pbx_ip != request.source_ip) {
@@ -109,7 +110,7 @@ void CallManager::onRequest(IncomingRequest request,
       metrics_->invite(CallMetrics::InviteResult::ForeignSource);
     }
     if (request.method == Method::Message && metrics_) metrics_->message(false);
-    transaction->respond(403, "Forbidden");
+    answer(*transaction, owner->key, request.call_id, 403, "Forbidden");
     return;
   }
   switch (request.method) {
@@ -120,13 +121,39 @@ void CallManager::onRequest(IncomingRequest request,
       onMessage(request, *owner, *transaction);
       return;
     case Method::Bye:
-      transaction->respond(481, "Call/Transaction Does Not Exist");
+      answer(*transaction, owner->key, request.call_id, 481, "Call/Transaction Does Not Exist");
       return;
     default:
-      transaction->respond(405, "Method Not Allowed",
-                           {{"Allow", "INVITE, ACK, CANCEL, OPTIONS, MESSAGE"}});
+      answer(*transaction, owner->key, request.call_id, 405, "Method Not Allowed",
+             {{"Allow", "INVITE, ACK, CANCEL, OPTIONS, MESSAGE"}});
       return;
   }
+}
+
+void CallManager::traceRequest(const std::string& binding_key, const IncomingRequest& request,
+                               const std::string& method) {
+  SipTraceEntry e;
+  e.at = clock_.now();
+  e.method = method;
+  e.uri = "sip:" + request.contact_user.substr(0, 8) + "…";  // our Contact token: not in full
+  e.call_id = request.call_id;
+  e.headers = {{"From", request.from_uri}, {"To", request.to_uri}, {"X-Received-From", request.source_ip}};
+  trace_->trace(binding_key, std::move(e));
+}
+
+void CallManager::answer(ServerTransaction& transaction, const std::string& binding_key,
+                         const std::string& call_id, int status, std::string_view reason,
+                         const SipHeaders& headers) {
+  transaction.respond(status, reason, headers);
+  if (!trace_) return;
+  SipTraceEntry e;
+  e.at = clock_.now();
+  e.sent = true;
+  e.status = status;
+  e.reason = std::string(reason);
+  e.call_id = call_id;
+  e.headers = headers;
+  trace_->trace(binding_key, std::move(e));
 }
 
 void CallManager::onInvite(IncomingRequest request, const ContactDirectory::Owner& owner,
@@ -136,7 +163,7 @@ void CallManager::onInvite(IncomingRequest request, const ContactDirectory::Owne
     // A second INVITE transaction for a call we already ring (retransmissions
     // never get here: the transaction layer absorbs them).
     if (metrics_) metrics_->invite(CallMetrics::InviteResult::Duplicate);
-    transaction->respond(482, "Loop Detected");
+    answer(*transaction, owner.key, request.call_id, 482, "Loop Detected");
     return;
   }
   const Millis now = clock_.now();
@@ -148,8 +175,9 @@ void CallManager::onInvite(IncomingRequest request, const ContactDirectory::Owne
                            request.from_name, request.to_uri, "",              false,
                            now,             now + policy_.device_ack_timeout, ""};
   if (relay_uri_) call->push.relay = relay_uri_(request.contact_user);
-  call->transaction->respond(100, "Trying");
-  call->transaction->respond(180, "Ringing", {{kPushStatus, "Alerting-Device"}});
+  answer(*call->transaction, owner.key, request.call_id, 100, "Trying");
+  answer(*call->transaction, owner.key, request.call_id, 180, "Ringing",
+         {{kPushStatus, "Alerting-Device"}});
   call->transaction->onCancel([this, key](bool answered_elsewhere) {
     onCancel(key, answered_elsewhere);
   });
@@ -175,12 +203,20 @@ void CallManager::onMessage(const IncomingRequest& request, const ContactDirecto
                    false,            now,       now + kHour, ""};
   pushes_.enqueue(std::move(push));
   if (metrics_) metrics_->message(true);
-  transaction.respond(202, "Accepted");
+  answer(transaction, owner.key, request.call_id, 202, "Accepted");
 }
 
 void CallManager::onCancel(const std::string& call_key, bool answered_elsewhere) {
   auto it = calls_.find(call_key);
   if (it == calls_.end()) return;
+  if (trace_) {
+    SipTraceEntry e;
+    e.at = clock_.now();
+    e.method = "CANCEL";
+    e.call_id = it->second->call_id;
+    if (answered_elsewhere) e.headers = {{"Reason", "SIP;cause=200"}};
+    trace_->trace(it->second->binding_key, std::move(e));
+  }
   PushRequest cancelled = it->second->push;
   cancelled.type = "call_cancelled";
   cancelled.answered_elsewhere = answered_elsewhere;
@@ -195,7 +231,8 @@ void CallManager::onPushDelivered(const std::string& binding_key, const std::str
   auto it = calls_.find(callKey(binding_key, call_id));
   if (it == calls_.end() || it->second->push_reported || it->second->acked) return;
   it->second->push_reported = true;
-  it->second->transaction->respond(180, "Ringing", {{kPushStatus, "Push-Notification-Sent"}});
+  answer(*it->second->transaction, binding_key, call_id, 180, "Ringing",
+         {{kPushStatus, "Push-Notification-Sent"}});
 }
 
 CallManager::AckResult CallManager::onDeviceAck(const std::string& binding_key,
@@ -215,7 +252,8 @@ CallManager::AckResult CallManager::onDeviceAck(const std::string& binding_key,
   }
   if (!call.acked) {
     call.acked = true;
-    call.transaction->respond(180, "Ringing", {{kPushStatus, "Device-Making-Progress"}});
+    answer(*call.transaction, binding_key, call_id, 180, "Ringing",
+           {{kPushStatus, "Device-Making-Progress"}});
     arm(call, clock_.now() + policy_.device_connect_timeout);  // T1 stops, T2 starts
     log::info("device coming for the call",
               {{"binding", binding_key}, {"call_id", call_id}, {"device", device_id}});
@@ -257,7 +295,7 @@ void CallManager::end(const std::string& call_key, int status, const char* reaso
   if (relay_) relay_->stop(call_key);
   SipHeaders headers = std::move(extra);
   if (push_reason) headers.emplace_back(kPushReason, push_reason);
-  call->transaction->respond(status, reason, headers);
+  answer(*call->transaction, call->binding_key, call->call_id, status, reason, headers);
   pushes_.callEnded(call->binding_key, call->call_id);
   if (metrics_) metrics_->invite(result);
   log::info("incoming call ended", {{"binding", call->binding_key},

@@ -17,6 +17,7 @@
 #include "registrar/call/incoming_request.h"
 #include "registrar/call/push_request.h"
 #include "registrar/registration/registration_state.h"
+#include "registrar/trace/binding_trace.h"
 
 namespace sipwake::registrar {
 
@@ -84,6 +85,8 @@ class CallManager {
   // With a relay (relay mode and a device listener): ringing calls are
   // offered to the apps signed in for their binding.
   void setRelay(CallRelay* relay) { relay_ = relay; }
+  // Requests to a binding's Contact and our answers go there (nullptr: none).
+  void setTrace(TraceSink* trace) { trace_ = trace; }
   CallRelay::Events relayEvents();
   // An app signed in for this binding: its ringing calls are offered to it.
   void onDeviceSignedIn(const std::string& binding_key);
@@ -111,6 +114,12 @@ class CallManager {
   void end(const std::string& call_key, int status, const char* reason,
            const char* push_reason, CallMetrics::InviteResult result, SipHeaders extra = {});
   void arm(Call& call, Millis deadline);
+  void traceRequest(const std::string& binding_key, const IncomingRequest& request,
+                    const std::string& method);
+  // Answers through `transaction` and traces the answer.
+  void answer(ServerTransaction& transaction, const std::string& binding_key,
+              const std::string& call_id, int status, std::string_view reason,
+              const SipHeaders& headers = {});
 
   CallPolicy policy_;
   Clock& clock_;
@@ -119,6 +128,7 @@ class CallManager {
   CallMetrics* metrics_;
   std::function<std::string(const std::string&)> relay_uri_;
   CallRelay* relay_ = nullptr;
+  TraceSink* trace_ = nullptr;
   WakeupScheduler& wakeup_;
   std::unordered_map<std::string, std::unique_ptr<Call>> calls_;  // "<binding key>\n<call id>"
   std::multimap<Millis, std::string> deadlines_;

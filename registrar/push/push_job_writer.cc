@@ -8,6 +8,7 @@
 
 #include "common/log/logger.h"
 #include "registrar/binding/binding_store.h"
+#include "registrar/trace/push_trace.h"
 
 namespace sipwake::registrar {
 namespace {
@@ -203,6 +204,8 @@ void PushJobWriter::writePush(const PushRequest& r) {
   if (!devices.is_array()) return;
   Millis now = SystemClock::instance().now();
   std::vector<std::vector<std::string>> commands;
+  const std::string trace_key = traceRedisKey(r.binding_key);
+  std::vector<std::string> queued{"LPUSH", trace_key};
   for (const auto& device : devices) {
     nlohmann::json job = {{"type", r.type},         {"tenant", tenant},
                           {"binding", id},          {"device", device},
@@ -213,6 +216,10 @@ void PushJobWriter::writePush(const PushRequest& r) {
     if (r.type == "message") job["body"] = r.body;
     if (!r.relay.empty()) job["relay"] = r.relay;
     if (r.type == "call_cancelled") job["answered_elsewhere"] = r.answered_elsewhere;
+    if (trace_.enabled) {
+      job["trace"] = {{"max", trace_.max_entries}, {"ttl", trace_.ttl / kSecond}};
+      queued.push_back(pushQueuedTrace(job, now));
+    }
     commands.push_back({"XADD", kPushStreamKey, "*", "job",
                         job.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
   }
@@ -223,6 +230,11 @@ void PushJobWriter::writePush(const PushRequest& r) {
                {{"binding", r.binding_key}, {"type", r.type},
                 {"max_stream_length", std::to_string(max_stream_length_)}});
     return;
+  }
+  if (trace_.enabled) {
+    commands.push_back(std::move(queued));
+    commands.push_back({"LTRIM", trace_key, "0", std::to_string(trace_.max_entries - 1)});
+    commands.push_back({"PEXPIRE", trace_key, std::to_string(trace_.ttl)});
   }
   redis_.pipeline(commands);
 }

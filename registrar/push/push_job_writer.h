@@ -12,6 +12,7 @@
 
 #include "common/redis/redis_connection.h"
 #include "registrar/call/push_request.h"
+#include "registrar/trace/binding_trace.h"
 
 namespace sipwake::registrar {
 
@@ -34,6 +35,8 @@ class PushJobWriter final : public PushSink {
                 prometheus::Registry* registry = nullptr,
                 long long max_stream_length = kDefaultMaxStreamLength);
   ~PushJobWriter() override;
+  // Before start(): queued jobs are traced, and carry the settings to pushgw.
+  void setTrace(const TraceOptions& trace) { trace_ = trace; }
   void start();
   void stop();
 
@@ -61,6 +64,7 @@ class PushJobWriter final : public PushSink {
   redis::Connection redis_;
   std::string instance_;
   redis::Script fanout_script_;
+  TraceOptions trace_{false};
   std::thread thread_;
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -7,6 +7,7 @@
 #include "common/crypto/hash.h"
 #include "common/crypto/random.h"
 #include "common/log/logger.h"
+#include "common/util/redact.h"
 
 namespace sipwake::registrar {
 
@@ -57,6 +58,8 @@ struct RegistrationEngine::Registration {
 
   std::uint64_t attempt_timer = 0;  // epoch of the live attempt timer, 0: none
   std::uint64_t ttl_timer = 0;
+  std::uint64_t warning_timer = 0;
+  std::uint8_t next_warning = 0;  // index into policy.expiry_warnings
 };
 
 namespace {
@@ -170,12 +173,82 @@ void RegistrationEngine::scheduleAttempt(std::uint32_t slot, Registration& reg, 
   at = (at + kGrid - 1) / kGrid * kGrid;
   reg.attempt_timer = ++next_epoch_;
   reg.next_attempt_at = at;
-  timers_.push({at, slot, reg.attempt_timer, false});
+  timers_.push({at, slot, reg.attempt_timer, TimerEntry::Kind::Attempt});
 }
 
 void RegistrationEngine::scheduleTtl(std::uint32_t slot, Registration& reg) {
   reg.ttl_timer = ++next_epoch_;
-  timers_.push({reg.spec.put_at + policy_.binding_ttl, slot, reg.ttl_timer, true});
+  timers_.push({reg.spec.put_at + policy_.binding_ttl, slot, reg.ttl_timer, TimerEntry::Kind::Ttl});
+  reg.next_warning = 0;
+  scheduleWarning(slot, reg, reg.spec.put_at);
+}
+
+void RegistrationEngine::scheduleWarning(std::uint32_t slot, Registration& reg, Millis after) {
+  reg.warning_timer = 0;
+  const Millis expiry = reg.spec.put_at + policy_.binding_ttl;
+  const auto& offsets = policy_.expiry_warnings;
+  // A warning due before `after` (a TTL shorter than the offset) is skipped.
+  while (reg.next_warning < offsets.size() && expiry - offsets[reg.next_warning] <= after) {
+    ++reg.next_warning;
+  }
+  if (reg.next_warning >= offsets.size()) return;
+  reg.warning_timer = ++next_epoch_;
+  timers_.push({expiry - offsets[reg.next_warning], slot, reg.warning_timer, TimerEntry::Kind::Warning});
+}
+
+void RegistrationEngine::onWarning(std::uint32_t slot, Registration& reg) {
+  const Millis now = clock_.now();
+  const Millis expiry = reg.spec.put_at + policy_.binding_ttl;
+  const auto& offsets = policy_.expiry_warnings;
+  // After a pause (a restart, a busy loop) several may be due: the latest says it all.
+  std::size_t due = reg.next_warning;
+  while (due + 1 < offsets.size() && expiry - offsets[due + 1] <= now) ++due;
+  reg.next_warning = static_cast<std::uint8_t>(due + 1);
+  if (!reg.unregistering && reg.state != RegistrationState::Failed) {
+    log::info("binding expiring: warning its devices",
+              {{"binding", reg.spec.key}, {"in_seconds", std::to_string((expiry - now) / kSecond)}});
+    observer_.onExpiring(reg.spec.key, reg.spec.generation, offsets[due], expiry);
+  }
+  scheduleWarning(slot, reg, now);
+}
+
+void RegistrationEngine::traceRequest(const Registration& reg, const RegisterRequest& req) {
+  SipTraceEntry e;
+  e.at = clock_.now();
+  e.sent = true;
+  e.method = "REGISTER";
+  e.uri = req.request_uri;
+  e.call_id = req.call_id;
+  e.cseq = req.cseq;
+  e.headers = {{"To", "<" + req.aor + ">"},
+               {"Contact", "<" + req.contact + ">"},
+               {"Expires", std::to_string(req.expires)}};
+  if (!req.authorization.empty()) {
+    e.headers.emplace_back(req.proxy_authorization ? "Proxy-Authorization" : "Authorization",
+                           redactDigest(req.authorization));
+  }
+  e.headers.emplace_back("X-Sent-To", req.destination);  // not a header: where it went
+  trace_->trace(reg.spec.key, std::move(e));
+}
+
+void RegistrationEngine::traceResponse(const Registration& reg, const RegisterResponse& r) {
+  SipTraceEntry e;
+  e.at = clock_.now();
+  e.status = r.status;
+  e.reason = r.reason;
+  e.local = r.local;
+  e.call_id = reg.spec.call_id;
+  e.cseq = reg.spec.cseq;
+  for (const auto& c : r.www_authenticate) e.headers.emplace_back("WWW-Authenticate", redactDigest(c));
+  for (const auto& c : r.proxy_authenticate) e.headers.emplace_back("Proxy-Authenticate", redactDigest(c));
+  if (r.contact_listed && r.contact_expires) {
+    e.headers.emplace_back("Contact", "ours;expires=" + std::to_string(*r.contact_expires));
+  }
+  if (r.expires_header) e.headers.emplace_back("Expires", std::to_string(*r.expires_header));
+  if (r.min_expires) e.headers.emplace_back("Min-Expires", std::to_string(*r.min_expires));
+  if (r.retry_after) e.headers.emplace_back("Retry-After", std::to_string(*r.retry_after));
+  if (!r.source_ip.empty()) e.headers.emplace_back("X-Received-From", r.source_ip);
+  trace_->trace(reg.spec.key, std::move(e));
 }
 
 void RegistrationEngine::requestSend(std::uint32_t slot, Registration& reg, bool urgent) {
@@ -241,6 +314,7 @@ void RegistrationEngine::upsert(RegistrationSpec spec, std::optional<ResumeState
     }
     reg.spec.cseq = std::max(reg.spec.cseq, spec.cseq);
     scheduleTtl(slot, reg);
+    scheduleWarning(slot, reg, clock_.now());
     requestSend(slot, reg, false);
   }
   if (reg.unregistering) {
@@ -334,7 +408,8 @@ void RegistrationEngine::park(const std::string& key) {
   reg.next_attempt_at = 0;
   // The grace timer reuses the TTL slot: a parked binding cannot expire here.
   reg.ttl_timer = ++next_epoch_;
-  timers_.push({clock_.now() + policy_.handover_grace, it->second, reg.ttl_timer, true});
+  reg.warning_timer = 0;  // the new owner warns
+  timers_.push({clock_.now() + policy_.handover_grace, it->second, reg.ttl_timer, TimerEntry::Kind::Ttl});
   pumpAndRearm();
 }
 
@@ -361,6 +436,7 @@ void RegistrationEngine::startUnregister(std::uint32_t slot, Registration& reg,
   reg.unregistering = true;
   reg.unregister_done = std::move(done);
   reg.ttl_timer = 0;
+  reg.warning_timer = 0;
   reg.attempt_timer = 0;
   reg.challenges_in_row = 0;
   if (reg.spec.sealed_password.empty()) {
@@ -413,6 +489,7 @@ bool RegistrationEngine::sendNow(std::uint32_t slot, std::uint64_t epoch) {
     }
   }
   reg->sent_at = clock_.now();
+  if (trace_ && !reg->replaced_ghost) traceRequest(*reg, req);
   std::string target = spec.destination;
   transport_.send(req, spec.contact_user,
                   [this, slot, epoch, target](const RegisterResponse& response) {
@@ -429,6 +506,7 @@ void RegistrationEngine::onResponse(std::uint32_t slot, std::uint64_t epoch,
     reg->send_epoch = 0;
     double latency = static_cast<double>(clock_.now() - reg->sent_at) / 1000.0;
     reg->last = LastResponse{response.status, response.reason, response.local};
+    if (trace_ && !reg->replaced_ghost) traceResponse(*reg, response);
     RegisterResult result = handleResponse(slot, *reg, response);
     if (metrics_) metrics_->requestEnded(result, latency);
   }
@@ -707,7 +785,7 @@ void RegistrationEngine::runDue() {
     timers_.pop();
     Registration* reg = lookup(e.slot);
     if (!reg) continue;
-    if (e.ttl) {
+    if (e.kind == TimerEntry::Kind::Ttl) {
       if (reg->ttl_timer == e.epoch) {
         reg->ttl_timer = 0;
         if (reg->parked) {
@@ -716,6 +794,8 @@ void RegistrationEngine::runDue() {
           onTtl(e.slot, *reg);
         }
       }
+    } else if (e.kind == TimerEntry::Kind::Warning) {
+      if (reg->warning_timer == e.epoch) onWarning(e.slot, *reg);
     } else if (reg->attempt_timer == e.epoch) {
       requestSend(e.slot, *reg, false);
     }

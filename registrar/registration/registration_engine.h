@@ -19,6 +19,7 @@
 #include "registrar/registration/registration_observer.h"
 #include "registrar/registration/registration_spec.h"
 #include "registrar/registration/target_pacer.h"
+#include "registrar/trace/binding_trace.h"
 
 namespace sipwake::registrar {
 
@@ -37,6 +38,8 @@ struct RegistrationPolicy {
   // A binding handed to another instance is kept this long without refreshes
   // (calls to our Contact still ring) until the new owner replaced our Contact.
   Millis handover_grace = 30 * kSecond;
+  // binding_expiring pushes this long before binding_ttl runs out, largest first.
+  std::vector<Millis> expiry_warnings = {24 * kHour, kHour};
   TargetPacer::Limits pacing;
 };
 
@@ -99,6 +102,9 @@ class RegistrationEngine {
   // cached like the PBX's HA1. nullopt for unknown or failed bindings.
   std::optional<DeviceSecret> deviceSecret(std::string_view contact_user, std::string_view realm);
 
+  // Every REGISTER sent and every answer go there (nullptr: no tracing).
+  void setTrace(TraceSink* trace) { trace_ = trace; }
+
   bool contains(const std::string& key) const { return by_key_.count(key) != 0; }
   std::size_t size() const { return by_key_.size(); }
   std::optional<RegistrationStatus> status(const std::string& key) const;
@@ -110,7 +116,7 @@ class RegistrationEngine {
     Millis at;
     std::uint32_t slot;
     std::uint64_t epoch;
-    bool ttl;
+    enum class Kind : std::uint8_t { Attempt, Ttl, Warning } kind;
     bool operator>(const TimerEntry& o) const { return at > o.at; }
   };
 
@@ -137,6 +143,11 @@ class RegistrationEngine {
   void finishUnregister(std::uint32_t slot, Registration& reg, bool ok);
   void unregisterReplaced(const Registration& old);
   void onTtl(std::uint32_t slot, Registration& reg);
+  // Arms the binding's next expiry warning after `after` (its PUT, or the last warning).
+  void scheduleWarning(std::uint32_t slot, Registration& reg, Millis after);
+  void onWarning(std::uint32_t slot, Registration& reg);
+  void traceRequest(const Registration& reg, const RegisterRequest& req);
+  void traceResponse(const Registration& reg, const RegisterResponse& r);
   void publish(const Registration& reg, bool routine = false);
   RegistrationStatus makeStatus(const Registration& reg) const;
   Millis backoff(int failures) const;
@@ -151,6 +162,7 @@ class RegistrationEngine {
   const crypto::CredentialSealer& sealer_;
   RegistrationObserver& observer_;
   RegistrationMetrics* metrics_;
+  TraceSink* trace_ = nullptr;
   WakeupScheduler& wakeup_;
   std::function<double()> uniform01_;
 

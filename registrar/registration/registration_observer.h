@@ -53,6 +53,12 @@ class RegistrationObserver {
   virtual void onFailed(const RegistrationStatus& status, FailureReason reason) = 0;
   // Not refreshed by its app within the binding TTL: erase it (un-REGISTER sent).
   virtual void onExpired(const std::string& key, std::uint64_t generation) = 0;
+  // The binding will be erased at `expires_at` unless its app PUTs it again:
+  // warn its devices (binding_expiring), once per warning `offset` and PUT.
+  virtual void onExpiring(const std::string& key, std::uint64_t generation, Millis offset,
+                          Millis expires_at) {
+    (void)key, (void)generation, (void)offset, (void)expires_at;
+  }
 };
 
 }  // namespace sipwake::registrar

@@ -284,4 +284,12 @@ std::string RedisClient::dumpEverything() {
   return out;
 }
 
+std::vector<nlohmann::json> RedisClient::pushJobs() {
+  std::vector<nlohmann::json> out;
+  for (const auto& entry : command({"XRANGE", "sipwake:push:jobs", "-", "+"}).elements) {
+    out.push_back(nlohmann::json::parse(entry.elements.at(1).elements.at(1).str));
+  }
+  return out;
+}
+
 }  // namespace sipwake::testing

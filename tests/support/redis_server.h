@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "tests/support/process.h"
 
 struct redisContext;
@@ -97,6 +99,9 @@ struct RedisReply {
 // replies from command(), which come back as Type::Error).
 class RedisClient {
  public:
+  // The registrar's push jobs (the "job" field of each sipwake:push:jobs entry), in order.
+  std::vector<nlohmann::json> pushJobs();
+
   explicit RedisClient(uint16_t port, const std::string& host = "127.0.0.1");
   ~RedisClient();
   RedisClient(const RedisClient&) = delete;

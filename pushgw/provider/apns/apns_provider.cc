@@ -57,6 +57,7 @@ void ApnsProvider::send(const PushMessage& message, Done done) {
       .submit(std::move(*request),
               [this, started, token, done = std::move(done)](http2::Response&& response) {
                 ClassifiedResponse outcome = classifyApnsResponse(response);
+                outcome.status = response.status;
                 if (outcome.outcome == PushOutcome::RefreshCredentials) last_rejected_ = token;
                 done(outcome, secondsSince(started));
               });

@@ -60,6 +60,9 @@ Json alertFor(const Json& payload) {
   } else if (type == "binding_expiring") {
     alert["title"] = "Calls will soon stop reaching this device";
     alert["body"] = "Open the app to keep receiving calls.";
+  } else if (type == "test") {
+    alert["title"] = "Test notification";
+    alert["body"] = "Pushes reach this device.";
   } else {
     alert["title"] = "New notification";
   }

@@ -57,6 +57,7 @@ void FcmProvider::sendWithToken(const PushMessage& message, const std::string& t
   fcm_->submit(std::move(*request), [this, started, token,
                                      done = std::move(done)](http2::Response&& response) {
     ClassifiedResponse outcome = classifyFcmResponse(response);
+    outcome.status = response.status;
     if (outcome.outcome == PushOutcome::RefreshCredentials) last_rejected_ = token;
     done(outcome,
          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());

@@ -109,3 +109,35 @@ TEST_CASE("garbage jobs are refused with a reason, never half-parsed", "[queue]"
   j["device"]["token"] = 42;
   CHECK(parseError(j).find("device: 'token'") == 0);
 }
+
+TEST_CASE("test and binding_expiring jobs go to APNs as alerts, with their own fields", "[queue]") {
+  json test = {{"type", "test"},       {"tenant", "acme"},      {"binding", "phone"},
+               {"device", {{"id", "iphone"}, {"provider", "apns"}, {"token", "a1b2"},
+                           {"app", "com.example.talk"}, {"push_type", "voip"}}},
+               {"sent_at", 1000},       {"expires_at", 11000},   {"test_id", "t-1"},
+               {"instance", "registrar-a"}, {"trace", {{"max", 50}, {"ttl", 3600}}}};
+  std::string error;
+  auto job = parsePushJob(test.dump(), error);
+  REQUIRE(job);
+  CHECK(job->test_id == "t-1");
+  CHECK(job->trace_max == 50);
+  CHECK(job->trace_ttl == 3600 * kSecond);
+  PushMessage m = toPushMessage(*job, 2000);
+  CHECK(m.push_type == "alert");  // a VoIP push that reports no call gets an iOS app killed
+  CHECK(m.payload["type"] == "test");
+  CHECK_FALSE(m.payload.contains("expires_at"));
+
+  json expiring = test;
+  expiring["type"] = "binding_expiring";
+  expiring["expires_at"] = 86'400'000;
+  expiring.erase("test_id");
+  expiring.erase("trace");
+  job = parsePushJob(expiring.dump(), error);
+  REQUIRE(job);
+  CHECK(job->trace_max == 0);
+  m = toPushMessage(*job, 2000);
+  CHECK(m.push_type == "alert");
+  CHECK(m.payload["type"] == "binding_expiring");
+  CHECK(m.payload["expires_at"] == 86'400'000);
+  CHECK(m.expires_at == 86'400'000);
+}

@@ -37,14 +37,7 @@ PushRequest callPush(const std::string& call_id) {
                      "", false, 1000, 61000, "sip:tok@127.0.0.1:5062;transport=tcp"};
 }
 
-std::vector<json> jobs(RedisClient& redis) {
-  std::vector<json> out;
-  auto reply = redis.command({"XRANGE", "sipwake:push:jobs", "-", "+"});
-  for (const auto& entry : reply.elements) {
-    out.push_back(json::parse(entry.elements.at(1).elements.at(1).str));
-  }
-  return out;
-}
+std::vector<json> jobs(RedisClient& redis) { return redis.pushJobs(); }
 
 }  // namespace
 
