@@ -28,6 +28,9 @@
 #include "registrar/sip/nta_incoming.h"
 #include "registrar/registration/registration_engine.h"
 #include "registrar/sip/nta_register_transport.h"
+#include "registrar/sip/sip_target_resolver.h"
+#include "registrar/registration/target_checking_transport.h"
+#include "registrar/binding/target_policy.h"
 #include "registrar/sip/sip_agent.h"
 #include "registrar/sip/sip_thread.h"
 
@@ -99,14 +102,16 @@ struct DeviceSide {
 struct SipSide {
   SipSide(SipThread& thread, const RegistrarConfig& config, const crypto::CredentialSealer& sealer,
           RegistrationObserver& observer, RegistrationMetrics& metrics, PushSink& pushes,
-          CallMetrics& call_metrics, prometheus::Registry& registry)
+          CallMetrics& call_metrics, prometheus::Registry& registry, const TargetPolicy& targets)
       : thread(thread),
         agent(thread, config.sip),
         transport(thread, agent, "sipwake/0.1"),
+        resolver(thread),
+        checked_transport(targets, resolver, transport),
         random(std::random_device{}()),
         engine_wakeup(thread, [this] { engine.runDue(); }),
         engine(config.policy, {agent.advertisedUdpTcp(), agent.advertisedTls()},
-               SystemClock::instance(), transport, sealer, observer, &metrics, engine_wakeup,
+               SystemClock::instance(), checked_transport, sealer, observer, &metrics, engine_wakeup,
                [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(random); }),
         directory(engine),
         call_wakeup(thread, [this] { calls.runDue(); }),
@@ -135,6 +140,8 @@ struct SipSide {
   SipThread& thread;
   SipAgent agent;
   NtaRegisterTransport transport;
+  SipTargetResolver resolver;
+  TargetCheckingTransport checked_transport;  // the target policy before any packet
   std::mt19937_64 random;
   TimerWakeup engine_wakeup;
   RegistrationEngine engine;
@@ -226,11 +233,17 @@ int runRegistrar(const RegistrarConfig& config) {
     if (lost > 0) log::warn("calls were ringing here when this instance last died", {{"calls", std::to_string(lost)}});
   });
 
+  TargetPolicy target_policy(config.target);
+  if (!config.target.allow.empty()) {
+    std::string allowed;
+    for (const auto& c : config.target.allow) allowed += (allowed.empty() ? "" : ",") + c.toString();
+    log::info("registrar targets allowed beyond the default policy", {{"allow", allowed}});
+  }
   SipThread sip_thread;
   std::unique_ptr<SipSide> sip_side;
   sip_thread.start([&] {
     sip_side = std::make_unique<SipSide>(sip_thread, config, sealer, store, metrics, push_writer,
-                                         call_metrics, *registry);
+                                         call_metrics, *registry, target_policy);
   });
 
   // What pushgw reports back: provider accepted a call's push (the caller
@@ -296,12 +309,16 @@ int runRegistrar(const RegistrarConfig& config) {
     if (!loaded) return "bindings are still loading";
     return std::nullopt;
   };
-  RegistrarApi api(loop, {config.expires, contacts, config.instance, config.unregister_wait},
+  RegistrarApi api(loop,
+                   {config.expires, contacts, config.instance, config.unregister_wait,
+                    &target_policy, config.api_rate},
                    api_keys, sealer, store, control, readiness, metrics_text);
 
   http::ServerLimits limits;
   limits.max_body_bytes = config.api_max_body_bytes;
   limits.max_connections = config.api_max_connections;
+  limits.max_header_bytes = config.api_max_header_bytes;
+  limits.header_timeout = config.api_request_timeout;
   auto api_server = std::make_unique<http::HttpServer>(
       loop, limits, [&api](http::Request&& r, http::Responder respond) {
         api.handle(std::move(r), std::move(respond));

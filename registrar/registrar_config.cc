@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <fstream>
+#include <sstream>
+
 namespace sipwake::registrar {
 
 const config::ConfigTable& registrarConfigTable() {
@@ -18,6 +21,11 @@ const config::ConfigTable& registrarConfigTable() {
           {"api.keys_file", "", "lines 'tenant key' or 'tenant sha256:<hex>'; unset: the API refuses all"},
           {"api.max_body_bytes", "65536", "largest accepted request body"},
           {"api.max_connections", "1024", "simultaneous API connections"},
+          {"api.max_header_bytes", "16384", "largest accepted request line and headers"},
+          {"api.request_timeout", "10s",
+           "a request (headers and body) must arrive within this (slow clients are cut off)"},
+          {"api.rate_per_key", "100", "API requests per second per API key (then 429)"},
+          {"api.rate_burst", "200", "API requests one key may send at once"},
           {"metrics.listen", "127.0.0.1:9101", "host:port serving /metrics (also on the API)"},
           {"sip.listen", "127.0.0.1:5060", "host:port for SIP over UDP and TCP toward PBXs"},
           {"sip.tls_listen", "", "host:port for SIP over TLS toward PBXs; empty: off"},
@@ -54,6 +62,14 @@ const config::ConfigTable& registrarConfigTable() {
           {"registration.binding_ttl", "7d", "erase bindings their app has not PUT for this long"},
           {"registration.failed_retention", "24h", "how long a failed binding stays readable"},
           {"registration.rate_per_target", "1000", "REGISTERs per second toward one PBX, at most"},
+          {"registration.rate_global", "5000",
+           "REGISTERs per second toward all PBXs together, at most"},
+          {"target.allow", "",
+           "comma-separated CIDRs a registrar target may always use (e.g. 127.0.0.0/8 for tests)"},
+          {"target.deny", "", "comma-separated CIDRs a registrar target may never use"},
+          {"target.tenant_policy_file", "",
+           "JSON {\"tenants\": {\"<tenant>\": {\"domains\": [...], \"cidrs\": [...]}}}: "
+           "restricts those tenants' targets (their CIDRs are allowed even if private)"},
           {"registration.max_in_flight_per_target", "100",
            "REGISTER transactions awaiting an answer from one PBX, at most"},
           {"registration.unregister_wait", "5s", "how long DELETE waits for the PBX to confirm"},
@@ -64,6 +80,10 @@ const config::ConfigTable& registrarConfigTable() {
           {"call.strict_source", "true",
            "accept INVITE/MESSAGE only from the address the binding's PBX answers REGISTERs from"},
           {"call.message_body_limit", "1024", "bytes of a MESSAGE body carried in its push"},
+          {"call.push_calls_per_minute", "30",
+           "call pushes per binding per minute; beyond, INVITEs get 480 Push-Rate-Limited"},
+          {"call.push_messages_per_minute", "60",
+           "message pushes per binding per minute; beyond, MESSAGEs get 480 Push-Rate-Limited"},
           {"call.mode", "relay",
            "relay: the call waits for the app (T1/T2); redirect: an ack naming a contact "
            "answers the PBX 302 toward it"},
@@ -106,6 +126,10 @@ RegistrarConfig loadRegistrarConfig(const std::optional<std::string>& file,
   c.api_keys_file = v.string("api.keys_file");
   c.api_max_body_bytes = static_cast<std::size_t>(v.integer("api.max_body_bytes", 1024, 1 << 24));
   c.api_max_connections = static_cast<std::size_t>(v.integer("api.max_connections", 1, 100000));
+  c.api_max_header_bytes = static_cast<std::size_t>(v.integer("api.max_header_bytes", 1024, 1 << 20));
+  c.api_request_timeout = v.duration("api.request_timeout", 100, 10 * kMinute);
+  c.api_rate.rate_per_second = v.number("api.rate_per_key", 0.01, 1e6);
+  c.api_rate.burst = v.number("api.rate_burst", 1, 1e6);
   auto [m_host, m_port] = v.hostPort("metrics.listen");
   c.metrics_listen = joinHostPort(m_host, m_port);
 
@@ -202,12 +226,35 @@ RegistrarConfig loadRegistrarConfig(const std::optional<std::string>& file,
   p.failed_retention = v.duration("registration.failed_retention", kSecond, 30 * kDay);
   p.pacing.rate_per_second = v.number("registration.rate_per_target", 1, 1e6);
   p.pacing.max_in_flight = static_cast<int>(v.integer("registration.max_in_flight_per_target", 1, 100000));
+  p.pacing.global_rate_per_second = v.number("registration.rate_global", 1, 1e6);
+  std::string tenant_policy;
+  if (auto path = v.optionalString("target.tenant_policy_file")) {
+    std::ifstream in(*path);
+    if (!in) {
+      throw config::ConfigError("config target.tenant_policy_file (" +
+                                v.envName("target.tenant_policy_file") + "): cannot read '" + *path + "'");
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    tenant_policy = text.str();
+  }
+  try {
+    c.target = TargetPolicy::parseConfig(v.string("target.allow"), v.string("target.deny"),
+                                         tenant_policy);
+  } catch (const std::invalid_argument& e) {
+    throw config::ConfigError(std::string("config target.* (REGISTRAR_TARGET_ALLOW, "
+                                          "REGISTRAR_TARGET_DENY, REGISTRAR_TARGET_TENANT_POLICY_FILE): ") +
+                              e.what());
+  }
   c.unregister_wait = v.duration("registration.unregister_wait", 100, kMinute);
   c.call.device_ack_timeout = v.duration("call.device_ack_timeout", 100, 10 * kMinute);
   c.call.device_connect_timeout = v.duration("call.device_connect_timeout", 100, 10 * kMinute);
   c.call.strict_source = v.boolean("call.strict_source");
   c.call.message_body_limit =
       static_cast<std::size_t>(v.integer("call.message_body_limit", 0, 3000));
+  c.call.push_calls_per_minute = static_cast<int>(v.integer("call.push_calls_per_minute", 1, 100000));
+  c.call.push_messages_per_minute =
+      static_cast<int>(v.integer("call.push_messages_per_minute", 1, 100000));
   std::string mode = v.string("call.mode");
   if (mode != "relay" && mode != "redirect") {
     throw config::ConfigError("config call.mode (REGISTRAR_CALL_MODE): must be relay or redirect");

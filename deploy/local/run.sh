@@ -36,6 +36,8 @@ fi
 
 export REGISTRAR_CREDENTIAL_KEYS_FILE=$state/credential_keys
 export REGISTRAR_API_KEYS_FILE=$state/api_keys
+# Local PBXs live on loopback, which the target policy refuses by default.
+export REGISTRAR_TARGET_ALLOW=${REGISTRAR_TARGET_ALLOW:-127.0.0.0/8}
 build/registrar &
 pids+=($!)
 build/pushgw &

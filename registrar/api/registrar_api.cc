@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/crypto/hash.h"
 #include "common/crypto/random.h"
 #include "common/log/logger.h"
 #include "registrar/api/binding_view.h"
@@ -85,7 +86,8 @@ RegistrarApi::RegistrarApi(EventLoop& loop, ApiOptions options, const ApiKeyRing
       store_(store),
       engine_(engine),
       readiness_(std::move(readiness)),
-      metrics_(std::move(metrics)) {}
+      metrics_(std::move(metrics)),
+      limiter_(options_.rate) {}
 
 void RegistrarApi::handleMetrics(http::Request&& request, http::Responder respond) {
   if (request.path != "/metrics") {
@@ -126,13 +128,20 @@ void RegistrarApi::handle(http::Request&& request, http::Responder respond) {
   }
 
   auto token = bearerToken(request);
-  std::optional<std::string> tenant = token ? keys_.authenticate(*token) : std::nullopt;
-  if (!tenant) {
+  auto match = token ? keys_.identify(*token) : std::nullopt;
+  if (!match) {
     Response r = jsonError(401, "unauthorized", "a valid 'Authorization: Bearer <api key>' is required");
     r.headers.emplace_back("WWW-Authenticate", "Bearer");
     respond(std::move(r));
     return;
   }
+  if (auto wait = limiter_.take(match->key_index, SystemClock::instance().now())) {
+    Response r = jsonError(429, "rate_limited", "too many requests with this API key; slow down");
+    r.headers.emplace_back("Retry-After", std::to_string((*wait + 999) / 1000));
+    respond(std::move(r));
+    return;
+  }
+  const std::string* tenant = &match->tenant;
 
   std::string id = path.substr(kBindingsPrefix.size());
   if (auto slash = id.find('/'); slash != std::string::npos) {
@@ -164,6 +173,7 @@ void RegistrarApi::handle(http::Request&& request, http::Responder respond) {
   }
   if (request.method == "PUT") {
     putBinding(*tenant, id, request, std::move(respond));
+    crypto::wipe(request.body);  // it carried the SIP password in clear
   } else if (request.method == "GET") {
     getBinding(*tenant, id, std::move(respond));
   } else if (request.method == "DELETE") {
@@ -203,6 +213,14 @@ void RegistrarApi::putBinding(const std::string& tenant, const std::string& id,
   if (!parsed) {
     respond(jsonError(400, error.code, error.message));
     return;
+  }
+  if (options_.target_policy) {
+    // Literal addresses are judged here; a name is judged again, address by
+    // address, each time it is resolved before a REGISTER leaves.
+    if (auto why = options_.target_policy->checkHost(tenant, parsed->target.host)) {
+      respond(jsonError(403, "target_forbidden", "the registrar target is not allowed: " + *why));
+      return;
+    }
   }
   if (parsed->transport == SipTransport::Tls && options_.contacts.tls.empty()) {
     respond(jsonError(400, "transport_unavailable",

@@ -9,6 +9,8 @@
 #include "common/http/http_message.h"
 #include "common/http/http_server.h"
 #include "registrar/api/api_keys.h"
+#include "registrar/api/api_rate_limiter.h"
+#include "registrar/binding/target_policy.h"
 #include "registrar/binding/binding_request.h"
 #include "registrar/binding/store_worker.h"
 #include "registrar/registration/registration_engine.h"
@@ -35,6 +37,8 @@ struct ApiOptions {
   ContactAddresses contacts;
   std::string owner;                 // this instance's name
   Millis unregister_wait = 5 * kSecond;  // DELETE waits this long for the PBX
+  const TargetPolicy* target_policy = nullptr;  // nullptr: every target allowed
+  ApiRateLimiter::Limits rate;                  // per API key
 };
 
 // The HTTP API of PRODUCT.md: bindings, health, readiness, metrics.
@@ -71,6 +75,7 @@ class RegistrarApi {
   RegistrationControl& engine_;
   ReadinessProbe readiness_;
   MetricsText metrics_;
+  ApiRateLimiter limiter_;
 };
 
 }  // namespace sipwake::registrar

@@ -7,6 +7,7 @@
 #include "common/crypto/hash.h"
 #include "common/crypto/random.h"
 #include "common/log/logger.h"
+#include "registrar/binding/target_policy.h"
 
 namespace sipwake::registrar {
 
@@ -329,6 +330,7 @@ bool RegistrationEngine::sendNow(std::uint32_t slot, std::uint64_t epoch) {
   RegisterRequest req;
   req.request_uri = spec.request_uri;
   req.destination = spec.destination;
+  req.tenant = tenantOfKey(spec.key);
   req.aor = spec.aor;
   req.contact = contactFor(spec);
   req.call_id = spec.call_id;
@@ -373,7 +375,11 @@ void RegistrationEngine::onResponse(std::uint32_t slot, std::uint64_t epoch,
     double latency = static_cast<double>(clock_.now() - reg->sent_at) / 1000.0;
     reg->last = LastResponse{response.status, response.reason, response.local};
     RegisterResult result = handleResponse(slot, *reg, response);
-    if (metrics_) metrics_->requestEnded(result, latency);
+    if (metrics_ && response.target_forbidden) {
+      metrics_->targetForbidden();
+    } else if (metrics_) {
+      metrics_->requestEnded(result, latency);
+    }
   }
   pumpAndRearm();
 }
@@ -681,6 +687,12 @@ void RegistrationEngine::pumpAndRearm() {
                                   return sendNow(slot, epoch);
                                 });
   in_run_ = false;
+  if (metrics_) {
+    const TargetPacer::Stats& stats = pacer_.stats();
+    metrics_->pacedByTarget(stats.delayed_by_target - reported_paced_.delayed_by_target);
+    metrics_->pacedByGlobal(stats.delayed_by_global - reported_paced_.delayed_by_global);
+    reported_paced_ = stats;
+  }
   Millis next = std::numeric_limits<Millis>::max();
   if (!timers_.empty()) next = timers_.top().at;
   if (pacer_next_) next = std::min(next, *pacer_next_);

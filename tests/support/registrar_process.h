@@ -35,6 +35,9 @@ class RegistrarProcess {
   std::uint16_t sipTlsPort() const { return sip_tls_port_; }
   std::string log() const;
   const std::string& logFile() const { return log_file_; }
+  // The key files it was given (secrets scans look for their contents).
+  std::string credentialKeysFile() const { return dir_.file("credential_keys"); }
+  std::string apiKeysFile() const { return dir_.file("api_keys"); }
 
   HttpReply put(const std::string& id, const nlohmann::json& body, const std::string& key = kTenantKey);
   HttpReply get(const std::string& id, const std::string& key = kTenantKey);
