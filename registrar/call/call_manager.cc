@@ -59,6 +59,7 @@ CallMetrics::CallMetrics(prometheus::Registry& registry) {
                        .Register(registry);
   messages_accepted_ = &messages.Add({{"result", "accepted"}});
   messages_refused_ = &messages.Add({{"result", "refused"}});
+  messages_capped_ = &messages.Add({{"result", "push_capped"}});
   auto& capped = prometheus::BuildCounter()
                      .Name("registrar_pushes_capped_total")
                      .Help("Pushes not sent because their binding reached its per-minute cap, by type")
@@ -81,6 +82,7 @@ void CallMetrics::invite(InviteResult result) { invite_counters_.at(result)->Inc
 
 void CallMetrics::pushCapped(PushType type) {
   (type == PushType::Call ? capped_calls_ : capped_messages_)->Increment();
+  if (type == PushType::Message) messages_capped_->Increment();
 }
 
 void CallMetrics::message(bool accepted) {
@@ -196,10 +198,7 @@ void CallManager::onMessage(const IncomingRequest& request, const ContactDirecto
   const Millis now = clock_.now();
   if (!takePush(owner.key, CallMetrics::PushType::Message, now)) {
     // A 202 would claim the message went on; it did not.
-    if (metrics_) {
-      metrics_->pushCapped(CallMetrics::PushType::Message);
-      metrics_->message(false);
-    }
+    if (metrics_) metrics_->pushCapped(CallMetrics::PushType::Message);
     transaction.respond(480, "Temporarily Unavailable", {{kPushReason, "Push-Rate-Limited"}});
     return;
   }

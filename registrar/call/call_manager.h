@@ -57,7 +57,8 @@ class CallMetrics {
   explicit CallMetrics(prometheus::Registry& registry);
   void invite(InviteResult result);
   void message(bool accepted);
-  // registrar_pushes_capped_total{type}: a push not sent, its binding's cap reached.
+  // registrar_pushes_capped_total{type}: a push not sent, its binding's cap
+  // reached (a MESSAGE also counts in messages_total{result="push_capped"}).
   void pushCapped(PushType type);
   void answered(double seconds_since_invite) { answer_latency_->Observe(seconds_since_invite); }
   // Ringing calls lost with a previous run of this instance (thread-safe).
@@ -68,6 +69,7 @@ class CallMetrics {
   std::map<InviteResult, prometheus::Counter*> invite_counters_;
   prometheus::Counter* messages_accepted_;
   prometheus::Counter* messages_refused_;
+  prometheus::Counter* messages_capped_;
   prometheus::Counter* capped_calls_;
   prometheus::Counter* capped_messages_;
   prometheus::Histogram* answer_latency_;

@@ -153,7 +153,17 @@ void SipTargetResolver::resolve(const SipUri& target, SipTransport transport, Ca
   e.waiters.push_back(std::move(cb));
   if (e.pending) return;
   e.pending = true;
-  std::thread([gate = gate_, key, host = target.host, port = target.port, transport] {
+  if (running_ >= kMaxLookups) {
+    queued_.push_back({key, target.host, target.port, transport});
+    return;
+  }
+  startLookup(key, target.host, target.port, transport);
+}
+
+void SipTargetResolver::startLookup(const std::string& key, const std::string& host, int port,
+                                    SipTransport transport) {
+  ++running_;
+  std::thread([gate = gate_, key, host, port, transport] {
     Result r = lookup(host, port, transport);
     std::lock_guard<std::mutex> lock(gate->mutex);
     if (!gate->thread) return;
@@ -164,6 +174,12 @@ void SipTargetResolver::resolve(const SipUri& target, SipTransport transport, Ca
 }
 
 void SipTargetResolver::finish(const std::string& key, Result result) {
+  --running_;
+  if (!queued_.empty()) {
+    Queued next = std::move(queued_.front());
+    queued_.pop_front();
+    startLookup(next.key, next.host, next.port, next.transport);
+  }
   auto it = cache_.find(key);
   if (it == cache_.end()) return;
   Entry& e = it->second;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -41,6 +42,18 @@ class SipTargetResolver final : public TargetResolver {
     std::vector<Callback> waiters;
   };
   void finish(const std::string& key, Result result);
+  void startLookup(const std::string& key, const std::string& host, int port, SipTransport transport);
+
+  // Lookups run at most this many at once (a start-up with thousands of
+  // distinct names must not start thousands of threads); the rest queue.
+  static constexpr int kMaxLookups = 8;
+  struct Queued {
+    std::string key, host;
+    int port;
+    SipTransport transport;
+  };
+  std::deque<Queued> queued_;
+  int running_ = 0;
 
   SipThread& thread_;
   std::chrono::milliseconds cache_for_;

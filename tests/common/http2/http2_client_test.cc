@@ -479,7 +479,7 @@ TEST_CASE("http2 client: an untrusted server certificate fails clearly", "[http2
   CHECK_FALSE(h.withClient([](Client& c) { return c.connected(); }));
 }
 
-TEST_CASE("http2 client: only the configured CA file, or the system store, is trusted", "[http2]") {
+TEST_CASE("http2 client: only the configured CA file or else the system store is trusted", "[http2]") {
   // The server's certificate is valid under the test CA, which the client
   // is not given: an APNs/FCM ca_file naming another CA, or none (the
   // system store) must fail; an empty ca_file never means "do not verify".

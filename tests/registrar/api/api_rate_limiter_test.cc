@@ -5,7 +5,7 @@
 using namespace sipwake;
 using namespace sipwake::registrar;
 
-TEST_CASE("API rate limit: a burst, then the rate, per key", "[api][abuse]") {
+TEST_CASE("API rate limit: a burst then the rate per key", "[api][abuse]") {
   ApiRateLimiter limiter({10, 20});
   Millis now = 1'000'000;
   int allowed = 0;

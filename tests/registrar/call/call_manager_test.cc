@@ -336,6 +336,8 @@ TEST_CASE("push cap: a call storm to one binding pushes at most the cap per minu
   }
   CHECK(accepted == 3);
   CHECK(f.metric("registrar_pushes_capped_total", "message") == 7);
+  CHECK(f.metric("registrar_messages_total", "push_capped") == 7);
+  CHECK(f.metric("registrar_messages_total", "refused") == 0);
 
   // A sliding minute: once the first pushes are a minute old, calls ring again.
   f.clock.advance(60'000 - 5 * 100 + 1);

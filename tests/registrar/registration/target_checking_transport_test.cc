@@ -63,7 +63,7 @@ RegisterResponse sendTo(TargetCheckingTransport& t, TableResolver& resolver,
 
 }  // namespace
 
-TEST_CASE("target check: nothing is sent to a forbidden address, literal or resolved", "[target]") {
+TEST_CASE("target check: nothing is sent to a forbidden address whether literal or resolved", "[target]") {
   TargetPolicy policy(TargetPolicy::parseConfig("127.0.0.0/8", "", ""));
   TableResolver resolver;
   resolver.names["internal.example"] = {"10.0.0.7"};
