@@ -451,7 +451,7 @@ TEST_CASE("an API request flood gets 429 for the flooding key while the other ke
     }
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  INFO("500 requests in " << seconds << " s");
+  INFO("500 requests in " << seconds << " s: " << ok << " served, " << limited << " limited");
   // At most the burst plus the rate over the time taken went through.
   CHECK(ok <= 20 + static_cast<int>(seconds * 20) + 1);
   CHECK(limited >= 500 - 20 - static_cast<int>(seconds * 20) - 1);
