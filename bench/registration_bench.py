@@ -190,6 +190,10 @@ class Registrar:
                         REGISTRAR_CREDENTIAL_KEYS_FILE=keys,
                         REGISTRAR_LOG_LEVEL="warn",
                         REGISTRAR_REGISTRATION_RATE_PER_TARGET=str(rate),
+                        REGISTRAR_REGISTRATION_RATE_GLOBAL=str(max(rate, 5000)),
+                        REGISTRAR_TARGET_ALLOW="127.0.0.0/8",
+                        REGISTRAR_API_RATE_PER_KEY="1000000",
+                        REGISTRAR_API_RATE_BURST="1000000",
                         REGISTRAR_REGISTRATION_MAX_IN_FLIGHT_PER_TARGET=str(max_in_flight),
                         **(extra_env or {}))
         self.proc = None

@@ -36,6 +36,9 @@
 #include "registrar/sip/nta_incoming.h"
 #include "registrar/registration/registration_engine.h"
 #include "registrar/sip/nta_register_transport.h"
+#include "registrar/sip/sip_target_resolver.h"
+#include "registrar/registration/target_checking_transport.h"
+#include "registrar/binding/target_policy.h"
 #include "registrar/sip/sip_agent.h"
 #include "registrar/sip/sip_thread.h"
 
@@ -107,14 +110,17 @@ struct DeviceSide {
 struct SipSide {
   SipSide(SipThread& thread, const RegistrarConfig& config, const crypto::CredentialSealer& sealer,
           RegistrationObserver& observer, RegistrationMetrics& metrics, PushSink& pushes,
-          CallMetrics& call_metrics, prometheus::Registry& registry, TraceSink* trace)
+          CallMetrics& call_metrics, prometheus::Registry& registry, TraceSink* trace,
+          const TargetPolicy& targets)
       : thread(thread),
         agent(thread, config.sip),
         transport(thread, agent, "sipwake/0.1"),
+        resolver(thread),
+        checked_transport(targets, resolver, transport),
         random(std::random_device{}()),
         engine_wakeup(thread, [this] { engine.runDue(); }),
         engine(config.policy, {agent.advertisedUdpTcp(), agent.advertisedTls()},
-               SystemClock::instance(), transport, sealer, observer, &metrics, engine_wakeup,
+               SystemClock::instance(), checked_transport, sealer, observer, &metrics, engine_wakeup,
                [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(random); }),
         directory(engine),
         call_wakeup(thread, [this] { calls.runDue(); }),
@@ -145,6 +151,8 @@ struct SipSide {
   SipThread& thread;
   SipAgent agent;
   NtaRegisterTransport transport;
+  SipTargetResolver resolver;
+  TargetCheckingTransport checked_transport;  // the target policy before any packet
   std::mt19937_64 random;
   TimerWakeup engine_wakeup;
   RegistrationEngine engine;
@@ -295,12 +303,18 @@ int runRegistrar(const RegistrarConfig& config) {
     if (lost > 0) log::warn("calls were ringing here when this instance last died", {{"calls", std::to_string(lost)}});
   });
 
+  TargetPolicy target_policy(config.target);
+  if (!config.target.allow.empty()) {
+    std::string allowed;
+    for (const auto& c : config.target.allow) allowed += (allowed.empty() ? "" : ",") + c.toString();
+    log::info("registrar targets allowed beyond the default policy", {{"allow", allowed}});
+  }
   SipThread sip_thread;
   std::unique_ptr<SipSide> sip_side;
   sip_thread.start([&] {
     sip_side = std::make_unique<SipSide>(sip_thread, config, sealer, store, metrics, push_writer,
                                          call_metrics, *registry,
-                                         config.trace.enabled ? &store : nullptr);
+                                         config.trace.enabled ? &store : nullptr, target_policy);
   });
 
   ContactAddresses contacts{sip_side->agent.advertisedUdpTcp(), sip_side->agent.advertisedTls()};
@@ -408,7 +422,7 @@ int runRegistrar(const RegistrarConfig& config) {
   AdminOptions admin{&admin_keys, [&config, &sealer] { return reloadSealingKeys(config, sealer); }};
   RegistrarApi api(loop,
                    {config.expires, contacts, config.instance, config.unregister_wait, config.trace,
-                    config.test_push_timeout},
+                    config.test_push_timeout, &target_policy, config.api_rate},
                    api_keys, sealer, store, router, readiness, metrics_text, admin);
   TestPushWaiters test_push_waiters(loop);
   api.setTestPushes(&test_push_waiters);
@@ -417,6 +431,8 @@ int runRegistrar(const RegistrarConfig& config) {
   http::ServerLimits limits;
   limits.max_body_bytes = config.api_max_body_bytes;
   limits.max_connections = config.api_max_connections;
+  limits.max_header_bytes = config.api_max_header_bytes;
+  limits.header_timeout = config.api_request_timeout;
   auto api_server = std::make_unique<http::HttpServer>(
       loop, limits, [&api](http::Request&& r, http::Responder respond) {
         api.handle(std::move(r), std::move(respond));

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 
 namespace sipwake::registrar {
 
@@ -29,6 +31,11 @@ const config::ConfigTable& registrarConfigTable() {
            "operators' keys for /v1/admin: lines 'operator key' or 'operator sha256:<hex>'; unset: off"},
           {"api.max_body_bytes", "65536", "largest accepted request body"},
           {"api.max_connections", "1024", "simultaneous API connections"},
+          {"api.max_header_bytes", "16384", "largest accepted request line and headers"},
+          {"api.request_timeout", "10s",
+           "a request (headers and body) must arrive within this (slow clients are cut off)"},
+          {"api.rate_per_key", "100", "API requests per second per API key (then 429)"},
+          {"api.rate_burst", "200", "API requests one key may send at once"},
           {"metrics.listen", "127.0.0.1:9101", "host:port serving /metrics (also on the API)"},
           {"sip.listen", "127.0.0.1:5060", "host:port for SIP over UDP and TCP toward PBXs"},
           {"sip.tls_listen", "", "host:port for SIP over TLS toward PBXs; empty: off"},
@@ -68,6 +75,14 @@ const config::ConfigTable& registrarConfigTable() {
            "REGISTRAR_EXPIRY_WARNINGS"},
           {"registration.failed_retention", "24h", "how long a failed binding stays readable"},
           {"registration.rate_per_target", "1000", "REGISTERs per second toward one PBX, at most"},
+          {"registration.rate_global", "5000",
+           "REGISTERs per second toward all PBXs together, at most"},
+          {"target.allow", "",
+           "comma-separated CIDRs a registrar target may always use (e.g. 127.0.0.0/8 for tests)"},
+          {"target.deny", "", "comma-separated CIDRs a registrar target may never use"},
+          {"target.tenant_policy_file", "",
+           "JSON {\"tenants\": {\"<tenant>\": {\"domains\": [...], \"cidrs\": [...]}}}: "
+           "restricts those tenants' targets (their CIDRs are allowed even if private)"},
           {"registration.max_in_flight_per_target", "100",
            "REGISTER transactions awaiting an answer from one PBX, at most"},
           {"registration.unregister_wait", "5s", "how long DELETE waits for the PBX to confirm"},
@@ -84,6 +99,10 @@ const config::ConfigTable& registrarConfigTable() {
           {"trace.ttl", "7d", "a binding's trace goes this long after its last entry"},
           {"push.test_timeout", "10s",
            "how long POST /v1/bindings/{id}/test-push waits for the providers' answers"},
+          {"call.push_calls_per_minute", "30",
+           "call pushes per binding per minute; beyond, INVITEs get 480 Push-Rate-Limited"},
+          {"call.push_messages_per_minute", "60",
+           "message pushes per binding per minute; beyond, MESSAGEs get 480 Push-Rate-Limited"},
           {"call.mode", "relay",
            "relay: the call waits for the app (T1/T2); redirect: an ack naming a contact "
            "answers the PBX 302 toward it"},
@@ -127,6 +146,10 @@ RegistrarConfig loadRegistrarConfig(const std::optional<std::string>& file,
   c.admin_keys_file = v.string("admin.keys_file");
   c.api_max_body_bytes = static_cast<std::size_t>(v.integer("api.max_body_bytes", 1024, 1 << 24));
   c.api_max_connections = static_cast<std::size_t>(v.integer("api.max_connections", 1, 100000));
+  c.api_max_header_bytes = static_cast<std::size_t>(v.integer("api.max_header_bytes", 1024, 1 << 20));
+  c.api_request_timeout = v.duration("api.request_timeout", 100, 10 * kMinute);
+  c.api_rate.rate_per_second = v.number("api.rate_per_key", 0.01, 1e6);
+  c.api_rate.burst = v.number("api.rate_burst", 1, 1e6);
   auto [m_host, m_port] = v.hostPort("metrics.listen");
   c.metrics_listen = joinHostPort(m_host, m_port);
 
@@ -247,6 +270,26 @@ RegistrarConfig loadRegistrarConfig(const std::optional<std::string>& file,
   p.failed_retention = v.duration("registration.failed_retention", kSecond, 30 * kDay);
   p.pacing.rate_per_second = v.number("registration.rate_per_target", 1, 1e6);
   p.pacing.max_in_flight = static_cast<int>(v.integer("registration.max_in_flight_per_target", 1, 100000));
+  p.pacing.global_rate_per_second = v.number("registration.rate_global", 1, 1e6);
+  std::string tenant_policy;
+  if (auto path = v.optionalString("target.tenant_policy_file")) {
+    std::ifstream in(*path);
+    if (!in) {
+      throw config::ConfigError("config target.tenant_policy_file (" +
+                                v.envName("target.tenant_policy_file") + "): cannot read '" + *path + "'");
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    tenant_policy = text.str();
+  }
+  try {
+    c.target = TargetPolicy::parseConfig(v.string("target.allow"), v.string("target.deny"),
+                                         tenant_policy);
+  } catch (const std::invalid_argument& e) {
+    throw config::ConfigError(std::string("config target.* (REGISTRAR_TARGET_ALLOW, "
+                                          "REGISTRAR_TARGET_DENY, REGISTRAR_TARGET_TENANT_POLICY_FILE): ") +
+                              e.what());
+  }
   c.unregister_wait = v.duration("registration.unregister_wait", 100, kMinute);
   c.shards = static_cast<std::uint32_t>(v.integer("shards", 1, 65536));
   c.lease_ttl = v.duration("lease_ttl", kSecond, 10 * kMinute);
@@ -257,6 +300,9 @@ RegistrarConfig loadRegistrarConfig(const std::optional<std::string>& file,
   c.call.strict_source = v.boolean("call.strict_source");
   c.call.message_body_limit =
       static_cast<std::size_t>(v.integer("call.message_body_limit", 0, 3000));
+  c.call.push_calls_per_minute = static_cast<int>(v.integer("call.push_calls_per_minute", 1, 100000));
+  c.call.push_messages_per_minute =
+      static_cast<int>(v.integer("call.push_messages_per_minute", 1, 100000));
   std::string mode = v.string("call.mode");
   if (mode != "relay" && mode != "redirect") {
     throw config::ConfigError("config call.mode (REGISTRAR_CALL_MODE): must be relay or redirect");

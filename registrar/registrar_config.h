@@ -6,7 +6,9 @@
 #include "common/config/config_table.h"
 #include "common/log/logger.h"
 #include "common/redis/redis_url.h"
+#include "registrar/api/api_rate_limiter.h"
 #include "registrar/binding/binding_request.h"
+#include "registrar/binding/target_policy.h"
 #include "registrar/call/call_manager.h"
 #include "registrar/registration/registration_engine.h"
 #include "registrar/device/device_sign_in.h"
@@ -30,6 +32,9 @@ struct RegistrarConfig {
   std::string admin_keys_file;  // REGISTRAR_ADMIN_KEYS_FILE: the operators' API
   std::size_t api_max_body_bytes = 65536;
   std::size_t api_max_connections = 1024;
+  std::size_t api_max_header_bytes = 16384;
+  Millis api_request_timeout = 10 * kSecond;
+  ApiRateLimiter::Limits api_rate;
   std::string metrics_listen;
 
   SipAgentConfig sip;
@@ -43,6 +48,7 @@ struct RegistrarConfig {
 
   ExpiresLimits expires;
   RegistrationPolicy policy;
+  TargetPolicyConfig target;
   Millis unregister_wait = 5 * kSecond;
   CallPolicy call;
   // Ownership: bindings fall in shards; instances lease a fair share each.

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -36,9 +37,11 @@ std::string readSecretFile(const std::string& path, const std::string& what, boo
   if (stat(path.c_str(), &st) != 0) {
     throw std::invalid_argument(what + " file '" + path + "' cannot be read");
   }
-  if (private_only && (st.st_mode & S_IROTH)) {
-    throw std::invalid_argument(what + " file '" + path +
-                                "' is readable by other users; chmod 600 it");
+  if (private_only && (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH))) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%03o", static_cast<unsigned>(st.st_mode & 0777));
+    throw std::invalid_argument(what + " file '" + path + "' (mode " + mode +
+                                ") is readable by other users or its group; chmod 600 it");
   }
   std::ifstream in(path);
   if (!in) throw std::invalid_argument(what + " file '" + path + "' cannot be opened");

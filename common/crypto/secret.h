@@ -13,7 +13,9 @@ namespace sipwake::crypto {
 class Secret {
  public:
   Secret() = default;
-  explicit Secret(std::string value) : value_(std::move(value)) {}
+  // Copies, then wipes the argument: moving would leave a short (SSO)
+  // password behind in the moved-from string's inline buffer.
+  explicit Secret(std::string value) : value_(value.data(), value.size()) { wipe(value); }
   Secret(const Secret&) = delete;
   Secret& operator=(const Secret&) = delete;
   Secret(Secret&& other) noexcept : value_(std::move(other.value_)) { wipe(other.value_); }

@@ -51,6 +51,8 @@ redis_url=redis://127.0.0.1:$redis_port/0
 export REGISTRAR_CREDENTIAL_KEYS_FILE=$state/credential_keys
 export REGISTRAR_API_KEYS_FILE=$state/api_keys
 export REGISTRAR_ADMIN_KEYS_FILE=$state/admin_keys
+# Local PBXs live on loopback, which the target policy refuses by default.
+export REGISTRAR_TARGET_ALLOW=${REGISTRAR_TARGET_ALLOW:-127.0.0.0/8}
 printf '\n%-14s %-22s %-22s %s\n' instance API/metrics SIP log
 for i in $(seq "$registrars"); do
   name=registrar-$i

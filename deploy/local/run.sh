@@ -24,6 +24,8 @@ sipwake_start_redis 6379 "$state/redis"
 
 export REGISTRAR_CREDENTIAL_KEYS_FILE=$state/credential_keys
 export REGISTRAR_API_KEYS_FILE=$state/api_keys
+# Local PBXs live on loopback, which the target policy refuses by default.
+export REGISTRAR_TARGET_ALLOW=${REGISTRAR_TARGET_ALLOW:-127.0.0.0/8}
 export REGISTRAR_ADMIN_KEYS_FILE=$state/admin_keys
 "$build_dir/registrar" &
 sipwake_track $!

@@ -48,13 +48,23 @@ ApiKeyRing ApiKeyRing::loadFile(const std::string& path) {
 }
 
 std::optional<std::string> ApiKeyRing::authenticate(std::string_view bearer_token) const {
+  auto match = identify(bearer_token);
+  if (!match) return std::nullopt;
+  return std::move(match->tenant);
+}
+
+std::optional<ApiKeyRing::Match> ApiKeyRing::identify(std::string_view bearer_token) const {
+  // Digests of equal length are compared, so the comparison time does not
+  // depend on the presented key's length either.
   std::string digest = crypto::sha256(bearer_token);
-  std::optional<std::string> tenant;
+  std::optional<Match> match;
   // No early exit: the time taken does not depend on which entry matched.
-  for (const auto& e : entries_) {
-    if (crypto::constantTimeEqual(digest, e.digest) && !tenant) tenant = e.tenant;
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    if (crypto::constantTimeEqual(digest, entries_[i].digest) && !match) {
+      match = Match{entries_[i].tenant, i};
+    }
   }
-  return tenant;
+  return match;
 }
 
 }  // namespace sipwake::registrar

@@ -17,6 +17,12 @@ class ApiKeyRing {
 
   // The tenant owning the bearer token, comparing every digest in constant time.
   std::optional<std::string> authenticate(std::string_view bearer_token) const;
+  // The same, with which key matched (its index: rate limits are per key).
+  struct Match {
+    std::string tenant;
+    std::size_t key_index = 0;
+  };
+  std::optional<Match> identify(std::string_view bearer_token) const;
   std::size_t size() const { return entries_.size(); }
 
  private:

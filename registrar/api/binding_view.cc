@@ -25,6 +25,7 @@ json timeOrNull(long long ms) { return ms > 0 ? json(isoTime(ms)) : json(nullptr
 
 std::string lastResponseText(int code, const std::string& reason, bool local) {
   if (code == 0) return "no answer yet";
+  if (local && reason.rfind("target forbidden", 0) == 0) return "no REGISTER sent: " + reason;
   if (local) return "no usable answer from the PBX (" + reason + ")";
   return "the PBX answered " + std::to_string(code) + " " + reason;
 }
@@ -101,7 +102,10 @@ json bindingView(const BindingFields& f, Millis now) {
   } else if (get(f, "last_local") == "1") {
     view["last_response"] = {{"code", code},
                              {"reason", get(f, "last_reason")},
-                             {"error", code == 408 ? "timeout" : "transport"}};
+                             {"error", code == 408 ? "timeout"
+                                       : get(f, "last_reason").rfind("target forbidden", 0) == 0
+                                           ? "target_forbidden"
+                                           : "transport"}};
   } else {
     view["last_response"] = {{"code", code}, {"reason", get(f, "last_reason")}};
   }

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/crypto/hash.h"
 #include "common/crypto/random.h"
 #include "common/log/logger.h"
 #include "registrar/api/api_util.h"
@@ -52,7 +53,8 @@ RegistrarApi::RegistrarApi(EventLoop& loop, ApiOptions options, const ApiKeyRing
       engine_(engine),
       readiness_(std::move(readiness)),
       metrics_(std::move(metrics)),
-      admin_(std::move(admin)) {}
+      admin_(std::move(admin)),
+      limiter_(options_.rate) {}
 
 // The route table: every path the API serves. A new endpoint is one line
 // here and one handler; registrar/api/openapi.yaml documents each line (the
@@ -168,6 +170,17 @@ void RegistrarApi::handle(http::Request&& request, http::Responder respond) {
       return;
     }
     call.principal = std::move(*who);
+    // Each tenant key has its own request budget: one flooding key cannot
+    // starve the others.
+    if (*auth == ApiAuth::Tenant) {
+      auto match = keys_.identify(*token);
+      if (auto wait = match ? limiter_.take(match->key_index, SystemClock::instance().now()) : std::nullopt) {
+        Response r = jsonError(429, "rate_limited", "too many requests with this API key; slow down");
+        r.headers.emplace_back("Retry-After", std::to_string((*wait + 999) / 1000));
+        call.respond(std::move(r));
+        return;
+      }
+    }
   }
   if (!matched) {
     call.respond(methodNotAllowed(allow));
@@ -197,6 +210,7 @@ void RegistrarApi::routePutBinding(Call& call) {
     return;
   }
   putBinding(call.principal, id, call.request, std::move(call.respond));
+  crypto::wipe(call.request.body);  // it carried the SIP password in clear
 }
 
 void RegistrarApi::routeGetBinding(Call& call) {
@@ -346,6 +360,14 @@ void RegistrarApi::putBinding(const std::string& tenant, const std::string& id,
   if (!parsed) {
     respond(jsonError(400, error.code, error.message));
     return;
+  }
+  if (options_.target_policy) {
+    // Literal addresses are judged here; a name is judged again, address by
+    // address, each time it is resolved before a REGISTER leaves.
+    if (auto why = options_.target_policy->checkHost(tenant, parsed->target.host)) {
+      respond(jsonError(403, "target_forbidden", "the registrar target is not allowed: " + *why));
+      return;
+    }
   }
   if (parsed->transport == SipTransport::Tls && options_.contacts.tls.empty()) {
     respond(jsonError(400, "transport_unavailable",

@@ -13,6 +13,8 @@
 #include "common/http/http_server.h"
 #include "registrar/api/api_keys.h"
 #include "registrar/binding/binding_admin.h"
+#include "registrar/api/api_rate_limiter.h"
+#include "registrar/binding/target_policy.h"
 #include "registrar/binding/binding_request.h"
 #include "registrar/binding/store_worker.h"
 #include "registrar/push/test_push_waiters.h"
@@ -63,6 +65,8 @@ struct ApiOptions {
   Millis unregister_wait = 5 * kSecond;  // DELETE waits this long for the PBX
   TraceOptions trace;                    // GET .../trace: off -> 404 trace_disabled
   Millis test_push_timeout = 10 * kSecond;
+  const TargetPolicy* target_policy = nullptr;  // nullptr: every target allowed
+  ApiRateLimiter::Limits rate;                  // per API key
 };
 
 // The HTTP API of PRODUCT.md: bindings, health, readiness, metrics.
@@ -151,6 +155,7 @@ class RegistrarApi {
   AdminOptions admin_;
   std::atomic<bool> rotating_{false};
   TestPushWaiters* test_pushes_ = nullptr;
+  ApiRateLimiter limiter_;
 };
 
 }  // namespace sipwake::registrar

@@ -155,7 +155,10 @@ std::optional<BindingRequest> parseBindingRequest(std::string_view body,
       !v.string(*auth, "password", "auth.", true, password)) {
     return std::nullopt;
   }
-  req.password = crypto::Secret(std::move(password));
+  req.password = crypto::Secret(password);
+  crypto::wipe(password);
+  // The parsed document holds its own copy: wipe it too.
+  crypto::wipe((*auth)["password"].get_ref<std::string&>());
   if (!allOf(req.username, 1, 128, printable)) {
     v.fail("invalid_field", "'auth.username' must be 1-128 printable characters");
     return std::nullopt;

@@ -48,7 +48,8 @@ CallMetrics::CallMetrics(prometheus::Registry& registry) {
       {InviteResult::ShutDown, "shut_down"},
       {InviteResult::Redirected, "redirected"},
       {InviteResult::Answered, "answered"},
-      {InviteResult::Declined, "declined"}};
+      {InviteResult::Declined, "declined"},
+      {InviteResult::PushCapped, "push_capped"}};
   for (const auto& [result, label] : results) {
     invite_counters_[result] = &invites_->Add({{"result", label}});
   }
@@ -58,6 +59,13 @@ CallMetrics::CallMetrics(prometheus::Registry& registry) {
                        .Register(registry);
   messages_accepted_ = &messages.Add({{"result", "accepted"}});
   messages_refused_ = &messages.Add({{"result", "refused"}});
+  messages_capped_ = &messages.Add({{"result", "push_capped"}});
+  auto& capped = prometheus::BuildCounter()
+                     .Name("registrar_pushes_capped_total")
+                     .Help("Pushes not sent because their binding reached its per-minute cap, by type")
+                     .Register(registry);
+  capped_calls_ = &capped.Add({{"type", "call"}});
+  capped_messages_ = &capped.Add({{"type", "message"}});
   lost_ = &prometheus::BuildCounter()
                .Name("registrar_calls_lost_total")
                .Help("Calls that were ringing here when this instance died, found when it restarted")
@@ -71,6 +79,11 @@ CallMetrics::CallMetrics(prometheus::Registry& registry) {
 }
 
 void CallMetrics::invite(InviteResult result) { invite_counters_.at(result)->Increment(); }
+
+void CallMetrics::pushCapped(PushType type) {
+  (type == PushType::Call ? capped_calls_ : capped_messages_)->Increment();
+  if (type == PushType::Message) messages_capped_->Increment();
+}
 
 void CallMetrics::message(bool accepted) {
   (accepted ? messages_accepted_ : messages_refused_)->Increment();
@@ -167,6 +180,20 @@ void CallManager::onInvite(IncomingRequest request, const ContactDirectory::Owne
     return;
   }
   const Millis now = clock_.now();
+  if (!takePush(owner.key, CallMetrics::PushType::Call, now)) {
+    // Over the binding's cap: a final answer at once rather than a 180 with
+    // no push behind it (the caller would hear ringing for T1 into nothing).
+    // 480, not 486: the user is not busy, and the PBX may fall back to
+    // voicemail or another route.
+    if (metrics_) {
+      metrics_->pushCapped(CallMetrics::PushType::Call);
+      metrics_->invite(CallMetrics::InviteResult::PushCapped);
+    }
+    transaction->respond(480, "Temporarily Unavailable", {{kPushReason, "Push-Rate-Limited"}});
+    log::warn("incoming call refused: push cap reached",
+              {{"binding", owner.key}, {"call_id", request.call_id}});
+    return;
+  }
   auto call = std::make_unique<Call>();
   call->binding_key = owner.key;
   call->call_id = request.call_id;
@@ -197,6 +224,12 @@ void CallManager::onInvite(IncomingRequest request, const ContactDirectory::Owne
 void CallManager::onMessage(const IncomingRequest& request, const ContactDirectory::Owner& owner,
                             ServerTransaction& transaction) {
   const Millis now = clock_.now();
+  if (!takePush(owner.key, CallMetrics::PushType::Message, now)) {
+    // A 202 would claim the message went on; it did not.
+    if (metrics_) metrics_->pushCapped(CallMetrics::PushType::Message);
+    transaction.respond(480, "Temporarily Unavailable", {{kPushReason, "Push-Rate-Limited"}});
+    return;
+  }
   PushRequest push{"message",        owner.key, request.call_id,
                    request.from_uri, request.from_name, request.to_uri,
                    trimUtf8(request.body, policy_.message_body_limit),
@@ -265,6 +298,31 @@ void CallManager::arm(Call& call, Millis deadline) {
   call.deadline = deadline;
   deadlines_.emplace(deadline, callKey(call.binding_key, call.call_id));
   wakeup_.wakeAt(deadline);
+}
+
+bool CallManager::takePush(const std::string& binding_key, CallMetrics::PushType type,
+                           Millis now) {
+  prunePushWindows(now);  // first: it may erase entries
+  PushWindow& w = push_windows_[binding_key];
+  bool call = type == CallMetrics::PushType::Call;
+  std::deque<Millis>& sent = call ? w.calls : w.messages;
+  std::size_t cap = static_cast<std::size_t>(call ? policy_.push_calls_per_minute
+                                                  : policy_.push_messages_per_minute);
+  // A sliding window: at most `cap` in any minute, not 2x at a bucket's edge.
+  while (!sent.empty() && sent.front() <= now - kMinute) sent.pop_front();
+  if (sent.size() >= cap) return false;
+  sent.push_back(now);
+  return true;
+}
+
+void CallManager::prunePushWindows(Millis now) {
+  if (now < next_window_prune_) return;
+  next_window_prune_ = now + kMinute;
+  for (auto it = push_windows_.begin(); it != push_windows_.end();) {
+    bool idle = (it->second.calls.empty() || it->second.calls.back() <= now - kMinute) &&
+                (it->second.messages.empty() || it->second.messages.back() <= now - kMinute);
+    it = idle ? push_windows_.erase(it) : std::next(it);
+  }
 }
 
 void CallManager::runDue() {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -29,6 +30,10 @@ struct CallPolicy {
   // call.mode=redirect: an ack naming a contact answers the PBX "302 Moved
   // Temporarily" toward it, for PBXs that follow redirects.
   bool redirect = false;
+  // Pushes per binding per minute (sliding window), so a PBX (or whoever
+  // spoofs it) cannot drown a phone in pushes.
+  int push_calls_per_minute = 30;
+  int push_messages_per_minute = 60;
 };
 
 // Who owns a Contact: the registration engine answers.
@@ -47,10 +52,15 @@ class ContactDirectory {
 class CallMetrics {
  public:
   enum class InviteResult { NotFound, ForeignSource, Duplicate, Cancelled, NoDeviceAck,
-                            DeviceDidNotConnect, ShutDown, Redirected, Answered, Declined };
+                            DeviceDidNotConnect, ShutDown, Redirected, Answered, Declined,
+                            PushCapped };
+  enum class PushType { Call, Message };
   explicit CallMetrics(prometheus::Registry& registry);
   void invite(InviteResult result);
   void message(bool accepted);
+  // registrar_pushes_capped_total{type}: a push not sent, its binding's cap
+  // reached (a MESSAGE also counts in messages_total{result="push_capped"}).
+  void pushCapped(PushType type);
   void answered(double seconds_since_invite) { answer_latency_->Observe(seconds_since_invite); }
   // Ringing calls lost with a previous run of this instance (thread-safe).
   void lost(int calls) { lost_->Increment(calls); }
@@ -60,6 +70,9 @@ class CallMetrics {
   std::map<InviteResult, prometheus::Counter*> invite_counters_;
   prometheus::Counter* messages_accepted_;
   prometheus::Counter* messages_refused_;
+  prometheus::Counter* messages_capped_;
+  prometheus::Counter* capped_calls_;
+  prometheus::Counter* capped_messages_;
   prometheus::Histogram* answer_latency_;
   prometheus::Counter* lost_;
 };
@@ -120,6 +133,10 @@ class CallManager {
   void answer(ServerTransaction& transaction, const std::string& binding_key,
               const std::string& call_id, int status, std::string_view reason,
               const SipHeaders& headers = {});
+  // Takes a place in the binding's push window for this type; false when
+  // the cap is reached (nothing taken).
+  bool takePush(const std::string& binding_key, CallMetrics::PushType type, Millis now);
+  void prunePushWindows(Millis now);
 
   CallPolicy policy_;
   Clock& clock_;
@@ -132,6 +149,13 @@ class CallManager {
   WakeupScheduler& wakeup_;
   std::unordered_map<std::string, std::unique_ptr<Call>> calls_;  // "<binding key>\n<call id>"
   std::multimap<Millis, std::string> deadlines_;
+  // Per binding, when its recent pushes went (the last minute's only).
+  struct PushWindow {
+    std::deque<Millis> calls;
+    std::deque<Millis> messages;
+  };
+  std::unordered_map<std::string, PushWindow> push_windows_;
+  Millis next_window_prune_ = 0;
 };
 
 }  // namespace sipwake::registrar

@@ -13,6 +13,7 @@ namespace sipwake::registrar {
 struct RegisterRequest {
   std::string request_uri;  // sip:<AOR domain>
   std::string destination;  // where to send: sip:host[:port];transport=x
+  std::string tenant;       // whose binding: the target policy may differ per tenant
   std::string aor;          // From and To
   std::string contact;      // our Contact URI
   // Another instance's Contact for this binding, removed (expires=0) in the
@@ -33,6 +34,9 @@ struct RegisterResponse {
   // Our own stack made this answer up: no usable response came from the PBX
   // (status 408: timeout; 503 and others: connection/DNS/TLS failure).
   bool local = false;
+  // Not sent at all: the target policy forbids where it would go (local too;
+  // reason says why).
+  bool target_forbidden = false;
   bool contact_listed = false;                  // our Contact is among the 2xx contacts
   std::optional<std::uint32_t> contact_expires;  // its expires parameter
   std::optional<std::uint32_t> expires_header;

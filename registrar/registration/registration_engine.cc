@@ -8,6 +8,7 @@
 #include "common/crypto/random.h"
 #include "common/log/logger.h"
 #include "common/util/redact.h"
+#include "registrar/binding/target_policy.h"
 
 namespace sipwake::registrar {
 
@@ -461,6 +462,7 @@ bool RegistrationEngine::sendNow(std::uint32_t slot, std::uint64_t epoch) {
   RegisterRequest req;
   req.request_uri = spec.request_uri;
   req.destination = spec.destination;
+  req.tenant = tenantOfKey(spec.key);
   req.aor = spec.aor;
   req.contact = contactFor(spec);
   req.call_id = spec.call_id;
@@ -508,7 +510,11 @@ void RegistrationEngine::onResponse(std::uint32_t slot, std::uint64_t epoch,
     reg->last = LastResponse{response.status, response.reason, response.local};
     if (trace_ && !reg->replaced_ghost) traceResponse(*reg, response);
     RegisterResult result = handleResponse(slot, *reg, response);
-    if (metrics_) metrics_->requestEnded(result, latency);
+    if (metrics_ && response.target_forbidden) {
+      metrics_->targetForbidden();
+    } else if (metrics_) {
+      metrics_->requestEnded(result, latency);
+    }
   }
   pumpAndRearm();
 }
@@ -829,6 +835,12 @@ void RegistrationEngine::pumpAndRearm() {
                                   return sendNow(slot, epoch);
                                 });
   in_run_ = false;
+  if (metrics_) {
+    const TargetPacer::Stats& stats = pacer_.stats();
+    metrics_->pacedByTarget(stats.delayed_by_target - reported_paced_.delayed_by_target);
+    metrics_->pacedByGlobal(stats.delayed_by_global - reported_paced_.delayed_by_global);
+    reported_paced_ = stats;
+  }
   Millis next = std::numeric_limits<Millis>::max();
   if (!timers_.empty()) next = timers_.top().at;
   if (pacer_next_) next = std::min(next, *pacer_next_);

@@ -176,6 +176,7 @@ class RegistrationEngine {
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> timers_;
   TargetPacer pacer_;
   std::optional<Millis> pacer_next_;
+  TargetPacer::Stats reported_paced_;  // what the metrics have seen
   std::uint64_t next_epoch_ = 0;
   bool in_run_ = false;
 };

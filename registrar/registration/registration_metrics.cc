@@ -39,6 +39,17 @@ RegistrationMetrics::RegistrationMetrics(prometheus::Registry& registry) {
   for (auto r : {FailureReason::AuthRejected, FailureReason::Rejected, FailureReason::Unreachable}) {
     failed_[static_cast<std::size_t>(r)] = &failed.Add({{"reason", std::string(toString(r))}});
   }
+  target_forbidden_ = &prometheus::BuildCounter()
+                           .Name("registrar_register_refused_total")
+                           .Help("REGISTERs not sent: the target policy forbids their destination")
+                           .Register(registry)
+                           .Add({{"reason", "target_forbidden"}});
+  auto& paced = prometheus::BuildCounter()
+                    .Name("registrar_register_paced_total")
+                    .Help("REGISTERs that waited for a rate cap (per target, or global)")
+                    .Register(registry);
+  paced_target_ = &paced.Add({{"cap", "target"}});
+  paced_global_ = &paced.Add({{"cap", "global"}});
   latency_ = &prometheus::BuildHistogram()
                   .Name("registrar_register_latency_seconds")
                   .Help("Time from sending a REGISTER to its final response")

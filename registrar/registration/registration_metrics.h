@@ -34,6 +34,11 @@ class RegistrationMetrics {
   void bindingLeft(RegistrationState state) { bindings_[index(state)]->Decrement(); }
   void requestEnded(RegisterResult result, double latency_seconds);
   void bindingFailed(FailureReason reason);
+  // A REGISTER not sent: its target is forbidden by the target policy.
+  void targetForbidden() { target_forbidden_->Increment(); }
+  // REGISTERs that waited for the per-target or the global rate cap.
+  void pacedByTarget(std::uint64_t n) { paced_target_->Increment(static_cast<double>(n)); }
+  void pacedByGlobal(std::uint64_t n) { paced_global_->Increment(static_cast<double>(n)); }
 
  private:
   static std::size_t index(RegistrationState s) { return static_cast<std::size_t>(s); }
@@ -41,6 +46,9 @@ class RegistrationMetrics {
   std::array<prometheus::Counter*, 8> requests_{};
   std::array<prometheus::Counter*, 3> failed_{};
   prometheus::Histogram* latency_ = nullptr;
+  prometheus::Counter* target_forbidden_ = nullptr;
+  prometheus::Counter* paced_target_ = nullptr;
+  prometheus::Counter* paced_global_ = nullptr;
 };
 
 }  // namespace sipwake::registrar

@@ -15,7 +15,8 @@ namespace sipwake::registrar {
 // Paces REGISTERs toward each PBX target: at most `rate` per second (a
 // generic cell rate meter: requests are spaced 1/rate apart on average, with
 // a burst tolerance of 10 ms worth) and at most `max_in_flight` transactions
-// awaiting a final response. Sofia's per-connection TCP queue overflows in bursts (PITFALLS),
+// awaiting a final response; and all targets together at most
+// `global_rate_per_second`, so no tenant makes us flood a PBX or the network. Sofia's per-connection TCP queue overflows in bursts (PITFALLS),
 // and a PBX's intrusion detection does not like floods either.
 // Runs on the SIP thread.
 class TargetPacer {
@@ -23,6 +24,13 @@ class TargetPacer {
   struct Limits {
     double rate_per_second = 1000;
     int max_in_flight = 100;
+    double global_rate_per_second = 5000;
+  };
+  // Sent REGISTERs that had to wait for a cap, by the cap that held them
+  // first (cumulative).
+  struct Stats {
+    std::uint64_t delayed_by_target = 0;
+    std::uint64_t delayed_by_global = 0;
   };
 
   explicit TargetPacer(Limits limits) : limits_(limits) {}
@@ -41,11 +49,14 @@ class TargetPacer {
 
   std::size_t queued() const;
   int inFlight(const std::string& target) const;
+  const Stats& stats() const { return stats_; }
 
  private:
+  enum class Delay : std::uint8_t { None, Target, Global };
   struct Entry {
     std::uint32_t slot;
     std::uint64_t epoch;
+    Delay delayed = Delay::None;
   };
   struct Target {
     std::deque<Entry> queue;
@@ -54,6 +65,9 @@ class TargetPacer {
   };
   Limits limits_;
   std::unordered_map<std::string, Target> targets_;
+  double global_next_us_ = 0;
+  std::string last_served_;  // round robin across dispatches
+  Stats stats_;
 };
 
 }  // namespace sipwake::registrar

@@ -12,16 +12,20 @@
 #include "registrar/sip/sofia_includes.h"
 
 namespace sipwake::registrar {
-namespace {
 
-struct PendingRegister {
+struct NtaRegisterTransport::Pending {
   RegisterTransport::ResponseHandler handler;
   std::string contact_user;
   std::string contact_hostport;  // ours; another instance's Contact has the same user
   NtaRegisterTransport* transport;
   bool in_send = true;
   std::optional<RegisterResponse> early;  // a final answer that came before send() returned
+  nta_outgoing_t* orq = nullptr;
 };
+
+namespace {
+
+using PendingRegister = NtaRegisterTransport::Pending;
 
 std::optional<std::uint32_t> parseSeconds(const char* text) {
   if (!text || !*text) return std::nullopt;
@@ -113,10 +117,12 @@ int onResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* si
   if (status < 200) return 0;
   RegisterResponse response = convert(orq, sip, *pending);
   nta_outgoing_destroy(orq);
+  pending->orq = nullptr;
   if (pending->in_send) {
     pending->early = std::move(response);
     return 0;
   }
+  pending->transport->forget(pending);
   std::unique_ptr<PendingRegister> owned(pending);
   owned->handler(response);
   return 0;
@@ -127,6 +133,13 @@ int onResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* si
 NtaRegisterTransport::NtaRegisterTransport(SipThread& thread, SipAgent& agent,
                                            std::string user_agent)
     : thread_(thread), agent_(agent), user_agent_(std::move(user_agent)) {}
+
+NtaRegisterTransport::~NtaRegisterTransport() {
+  for (Pending* pending : pending_) {
+    if (pending->orq) nta_outgoing_destroy(pending->orq);  // no callback after this
+    delete pending;
+  }
+}
 
 void NtaRegisterTransport::deliverLater(ResponseHandler handler, RegisterResponse response) {
   thread_.post([handler = std::move(handler), response = std::move(response)] {
@@ -175,7 +188,10 @@ void NtaRegisterTransport::send(const RegisterRequest& request, std::string_view
   if (pending->early) {
     std::unique_ptr<PendingRegister> owned(pending);
     deliverLater(std::move(owned->handler), std::move(*owned->early));
+    return;
   }
+  pending->orq = orq;
+  pending_.insert(pending);
 }
 
 }  // namespace sipwake::registrar

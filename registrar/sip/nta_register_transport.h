@@ -1,5 +1,7 @@
 #pragma once
 
+#include <unordered_set>
+
 #include "registrar/registration/register_transport.h"
 
 namespace sipwake::registrar {
@@ -14,8 +16,16 @@ class SipThread;
 class NtaRegisterTransport final : public RegisterTransport {
  public:
   NtaRegisterTransport(SipThread& thread, SipAgent& agent, std::string user_agent);
+  // Drops transactions still waiting for an answer (shutdown): their
+  // handlers never run.
+  ~NtaRegisterTransport() override;
+  NtaRegisterTransport(const NtaRegisterTransport&) = delete;
+  NtaRegisterTransport& operator=(const NtaRegisterTransport&) = delete;
   void send(const RegisterRequest& request, std::string_view contact_user,
             ResponseHandler handler) override;
+
+  struct Pending;  // one transaction in flight
+  void forget(Pending* pending) { pending_.erase(pending); }
 
  private:
   void deliverLater(ResponseHandler handler, RegisterResponse response);
@@ -23,6 +33,7 @@ class NtaRegisterTransport final : public RegisterTransport {
   SipThread& thread_;
   SipAgent& agent_;
   std::string user_agent_;
+  std::unordered_set<Pending*> pending_;
 };
 
 }  // namespace sipwake::registrar

@@ -62,9 +62,7 @@ struct Scenario {
                          "m=audio 40000 RTP/AVP 0\r\n");
   }
   bool waitFor180(int call, const std::string& status, int timeout_ms = 5000) {
-    return caller.waitForResponse(call, [&](const SipMessageRecord& r) {
-      return r.status == 180 && r.header("x-push-status") == status;
-    }, timeout_ms);
+    return caller.waitForPushStatus(call, status, timeout_ms);
   }
 
   RedisServer redis;

@@ -50,6 +50,15 @@ void RegistrarProcess::start() {
       {"REGISTRAR_REGISTRATION_BACKOFF_MAX", "4s"},
       {"REGISTRAR_SIP_TRANSACTION_TIMEOUT", "4s"},
       {"REGISTRAR_LOG_LEVEL", "debug"},
+      // Every PBX of the tests is on loopback, which the target policy
+      // refuses by default; abuse tests drop this allow.
+      {"REGISTRAR_TARGET_ALLOW", "127.0.0.0/8"},
+      // Load tests drive one key and a few bindings hard; the caps have
+      // their own tests, which set them.
+      {"REGISTRAR_API_RATE_PER_KEY", "100000"},
+      {"REGISTRAR_API_RATE_BURST", "100000"},
+      {"REGISTRAR_CALL_PUSH_CALLS_PER_MINUTE", "100000"},
+      {"REGISTRAR_CALL_PUSH_MESSAGES_PER_MINUTE", "100000"},
   };
   for (const auto& e : extra_env_) {
     bool replaced = false;

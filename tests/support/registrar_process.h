@@ -37,6 +37,8 @@ class RegistrarProcess {
   std::uint16_t sipTlsPort() const { return sip_tls_port_; }
   std::string log() const;
   const std::string& logFile() const { return log_file_; }
+  // The API keys file it was given (secrets scans look for its contents).
+  std::string apiKeysFile() const { return dir_.file("api_keys"); }
 
   HttpReply put(const std::string& id, const nlohmann::json& body, const std::string& key = kTenantKey);
   HttpReply get(const std::string& id, const std::string& key = kTenantKey);

@@ -1026,4 +1026,10 @@ void SipTestUa::setRequestAnswer(const std::string& method, int status) {
   impl_->request_answers[method] = status;
 }
 
+bool SipTestUa::waitForPushStatus(int call, const std::string& status, int timeout_ms) {
+  return waitForResponse(call, [&](const SipMessageRecord& r) {
+    return r.status == 180 && r.header("x-push-status") == status;
+  }, timeout_ms);
+}
+
 }  // namespace sipwake::testing

@@ -88,6 +88,8 @@ class SipTestUa {
   // recorded count); false on timeout. pred runs under the UA's lock: it must
   // not call the UA.
   bool waitForResponse(int call, std::function<bool(const SipMessageRecord&)> pred, int timeout_ms);
+  // Waits for a 180 of `call` whose X-Push-Status is `status` (our registrar's ringing stages).
+  bool waitForPushStatus(int call, const std::string& status, int timeout_ms = 5000);
   bool waitForFinal(int call, int timeout_ms);  // true when a final response arrived
   int finalStatus(int call) const;              // the first final status; 0 if none yet
   // CANCELs the INVITE (only while it has no final response; a no-op after

@@ -76,14 +76,20 @@ TEST_CASE("key files: format errors never echo key material", "[crypto]") {
                                 base64Encode(std::string(32, 'b'))));
 }
 
-TEST_CASE("a keys file readable by others is refused", "[crypto]") {
+TEST_CASE("a keys file readable or writable by its group or others is refused", "[crypto]") {
   std::string path = "/tmp/sipwake-keys-test-" + randomToken(40);
   {
     std::ofstream out(path);
     out << "k1 " << base64Encode(std::string(32, 'a')) << "\n";
   }
-  chmod(path.c_str(), 0644);
-  CHECK_THROWS_WITH(loadSealingKeysFile(path), Catch::Contains("readable by other users"));
+  for (mode_t mode : {0644, 0640, 0604, 0620, 0602}) {
+    INFO("mode " << std::oct << mode);
+    chmod(path.c_str(), mode);
+    CHECK_THROWS_WITH(loadSealingKeysFile(path), Catch::Contains("readable by other users") &&
+                                                     Catch::Contains("chmod 600"));
+  }
+  chmod(path.c_str(), 0400);
+  CHECK(loadSealingKeysFile(path).size() == 1);
   chmod(path.c_str(), 0600);
   CHECK(loadSealingKeysFile(path).size() == 1);
   std::remove(path.c_str());

@@ -479,6 +479,26 @@ TEST_CASE("http2 client: an untrusted server certificate fails clearly", "[http2
   CHECK_FALSE(h.withClient([](Client& c) { return c.connected(); }));
 }
 
+TEST_CASE("http2 client: only the configured CA file or else the system store is trusted", "[http2]") {
+  // The server's certificate is valid under the test CA, which the client
+  // is not given: an APNs/FCM ca_file naming another CA, or none (the
+  // system store) must fail; an empty ca_file never means "do not verify".
+  std::string ca_file;
+  SECTION("another CA file") { ca_file = sharedTestCertificates().untrusted_cert_file; }
+  SECTION("no CA file: the system store") { ca_file.clear(); }
+  Http2TestServer server(serverOptions(), ok);
+  auto options = clientOptions(server.port());
+  options.ca_file = ca_file;
+  ClientHarness h(options);
+  h.submit(1, post("/x"));
+  REQUIRE(h.waitForResults(1));
+  Response r = h.result(1);
+  INFO(r.error);
+  CHECK(r.status == 0);
+  CHECK(r.error.find("certificate verify failed") != std::string::npos);
+  CHECK(server.receivedCount() == 0);
+}
+
 TEST_CASE("http2 client: a host name is resolved and checked against the certificate", "[http2]") {
   // The server certificate names IP 127.0.0.1 only, not "localhost".
   Http2TestServer server(serverOptions(), ok);

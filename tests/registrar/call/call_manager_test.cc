@@ -31,6 +31,17 @@ struct OneBinding : ContactDirectory {
   RegistrationState state = RegistrationState::Registered;
 };
 
+// A counter's value by its (only) label's value; -1 when absent.
+double counter(prometheus::Registry& registry, const std::string& name, const std::string& label) {
+  for (const auto& f : registry.Collect()) {
+    if (f.name != name) continue;
+    for (const auto& m : f.metric) {
+      if (m.label[0].value == label) return m.counter.value;
+    }
+  }
+  return -1;
+}
+
 struct Wakeup : WakeupScheduler {
   void wakeAt(Millis when) override { next = std::min(next, when); }
   Millis next = std::numeric_limits<Millis>::max();
@@ -71,15 +82,7 @@ struct Fixture {
       calls.runDue();
     }
   }
-  double invites(const std::string& result) {
-    for (const auto& f : registry.Collect()) {
-      if (f.name != "registrar_invites_total") continue;
-      for (const auto& m : f.metric) {
-        if (m.label[0].value == result) return m.counter.value;
-      }
-    }
-    return -1;
-  }
+  double invites(const std::string& result) { return counter(registry, "registrar_invites_total", result); }
 
   ManualClock clock;
   OneBinding directory;
@@ -254,4 +257,108 @@ TEST_CASE("shutdown ends ringing calls with 480", "[calls]") {
   f.calls.endAll();
   CHECK(log.back().status == 480);
   CHECK(log.back().header("X-Push-Reason") == "Service-Shutting-Down");
+}
+
+namespace {
+
+struct TwoBindings : ContactDirectory {
+  std::optional<Owner> findByContact(std::string_view user) const override {
+    if (user == "tok1") return Owner{"acme/phone", RegistrationState::Registered, "192.0.2.5"};
+    if (user == "tok2") return Owner{"acme/other", RegistrationState::Registered, "192.0.2.5"};
+    return std::nullopt;
+  }
+};
+
+struct CapFixture {
+  CapFixture() : metrics(registry), calls(policy(), clock, directory, pushes, &metrics, wakeup) {}
+  static CallPolicy policy() {
+    CallPolicy p;
+    p.push_calls_per_minute = 5;
+    p.push_messages_per_minute = 3;
+    return p;
+  }
+  Answer send(IncomingRequest::Method method, const std::string& token, int n) {
+    std::vector<Answer> log;
+    IncomingRequest r;
+    r.method = method;
+    r.contact_user = token;
+    r.call_id = token + "-call-" + std::to_string(n);
+    r.from_uri = "sip:alice@pbx.test";
+    r.to_uri = "sip:1000@pbx.test";
+    r.source_ip = "192.0.2.5";
+    calls.onRequest(std::move(r), std::make_unique<ScriptedTransaction>(log));
+    return log.empty() ? Answer{} : log.back();
+  }
+  double metric(const std::string& name, const std::string& label) { return counter(registry, name, label); }
+  std::size_t pushed(const std::string& type, const std::string& key) {
+    std::size_t n = 0;
+    for (const auto& p : pushes.pushed) n += p.type == type && p.binding_key == key;
+    return n;
+  }
+
+  ManualClock clock;
+  TwoBindings directory;
+  RecordingPushes pushes;
+  Wakeup wakeup;
+  prometheus::Registry registry;
+  CallMetrics metrics;
+  CallManager calls;
+};
+
+}  // namespace
+
+TEST_CASE("push cap: a call storm to one binding pushes at most the cap per minute", "[calls][abuse]") {
+  CapFixture f;
+  int rung = 0, capped = 0;
+  for (int i = 0; i < 50; ++i) {
+    Answer a = f.send(IncomingRequest::Method::Invite, "tok1", i);
+    if (a.status == 180) ++rung;
+    if (a.status == 480) {
+      ++capped;
+      CHECK(a.header("X-Push-Reason") == "Push-Rate-Limited");
+    }
+    f.clock.advance(100);
+  }
+  CHECK(rung == 5);
+  CHECK(capped == 45);
+  CHECK(f.pushed("call", "acme/phone") == 5);
+  CHECK(f.metric("registrar_pushes_capped_total", "call") == 45);
+  CHECK(f.metric("registrar_invites_total", "push_capped") == 45);
+
+  // Another binding is not affected.
+  CHECK(f.send(IncomingRequest::Method::Invite, "tok2", 0).status == 180);
+  CHECK(f.pushed("call", "acme/other") == 1);
+
+  // Messages have their own cap, calls used up do not count against it.
+  int accepted = 0;
+  for (int i = 0; i < 10; ++i) {
+    accepted += f.send(IncomingRequest::Method::Message, "tok1", 100 + i).status == 202;
+  }
+  CHECK(accepted == 3);
+  CHECK(f.metric("registrar_pushes_capped_total", "message") == 7);
+  CHECK(f.metric("registrar_messages_total", "push_capped") == 7);
+  CHECK(f.metric("registrar_messages_total", "refused") == 0);
+
+  // A sliding minute: once the first pushes are a minute old, calls ring again.
+  f.clock.advance(60'000 - 5 * 100 + 1);
+  CHECK(f.send(IncomingRequest::Method::Invite, "tok1", 1000).status == 180);
+}
+
+TEST_CASE("push cap: never more than the cap in any minute window", "[calls][abuse]") {
+  CapFixture f;
+  std::vector<Millis> pushed_at;
+  for (int i = 0; i < 600; ++i) {  // one INVITE a second for ten minutes
+    if (f.send(IncomingRequest::Method::Invite, "tok1", i).status == 180) {
+      pushed_at.push_back(f.clock.now());
+    }
+    f.clock.advance(1000);
+  }
+  for (std::size_t i = 0; i < pushed_at.size(); ++i) {
+    std::size_t in_window = 0;
+    for (std::size_t j = i; j < pushed_at.size() && pushed_at[j] < pushed_at[i] + 60'000; ++j) {
+      ++in_window;
+    }
+    CHECK(in_window <= 5);
+  }
+  CHECK(pushed_at.size() >= 50);  // 5 a minute over 10 minutes
 }
