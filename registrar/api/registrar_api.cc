@@ -11,17 +11,11 @@ namespace sipwake::registrar {
 namespace {
 
 using http::jsonError;
+using http::jsonResponse;
 using http::Response;
 using nlohmann::json;
 
 constexpr std::string_view kBindingsPrefix = "/v1/bindings/";
-
-Response jsonResponse(int status, const json& body) {
-  Response r;
-  r.status = status;
-  r.body = body.dump();
-  return r;
-}
 
 Response unavailable() {
   Response r = jsonError(503, "storage_unavailable",
