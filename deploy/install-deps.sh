@@ -10,6 +10,7 @@ packages=(
   prometheus-cpp-dev catch2 libnghttp2-dev libjemalloc-dev
   redis-server kamailio kamailio-tls-modules sip-tester
   nghttp2-client nghttp2-server iproute2 prometheus
+  clang libclang-rt-14-dev
 )
 
 missing=()
