@@ -1,10 +1,13 @@
-// Fuzzes the SIP request entry: a whole SIP message, parsed by sofia-sip as
-// it comes off the wire (no agent, no network), read into an
-// IncomingRequest by the code nta_incoming uses, and handed to CallManager
-// with a transaction that records our answers; then the call goes on (push
-// delivered, device ack, CANCEL or timeouts, shutdown).
+// Fuzzes the SIP request entries: a whole SIP message, parsed by sofia-sip
+// as it comes off the wire (no agent, no network), read by the code the nta
+// wrappers use, and answered through a transaction that records our answers:
+// - requests to our Contacts (nta_incoming) go to CallManager, then the call
+//   goes on (push delivered, device ack, CANCEL or timeouts, shutdown);
+// - REGISTERs (device_listener) go to DeviceSignIn, and a 401 is answered
+//   the way an app knowing the password would.
 // Properties: no crash; every request gets exactly one final answer; no
-// answer after it; header values we send carry no CR/LF.
+// answer after it; header values we send carry no CR/LF; an app answering
+// our challenge with the right password is signed in.
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -15,6 +18,7 @@
 #include <prometheus/registry.h>
 
 #include "registrar/call/call_manager.h"
+#include "registrar/registration/digest_auth.h"
 #include "registrar/sip/incoming_request_reader.h"
 #include "tests/fuzz/fuzz_support.h"
 
@@ -46,6 +50,7 @@ struct Wakeup : WakeupScheduler {
 struct Recorder : ServerTransaction {
   struct Log {
     std::vector<int> statuses;
+    SipHeaders headers;  // of the last answer
     std::function<void(bool)> cancel;
   };
   explicit Recorder(std::shared_ptr<Log> log) : log(std::move(log)) {}
@@ -58,6 +63,7 @@ struct Recorder : ServerTransaction {
       FUZZ_CHECK(value.find_first_of("\r\n") == std::string::npos);
     }
     log->statuses.push_back(status);
+    log->headers = headers;
   }
   void onCancel(std::function<void(bool)> handler) override { log->cancel = std::move(handler); }
   std::shared_ptr<Log> log;
@@ -65,6 +71,55 @@ struct Recorder : ServerTransaction {
 
 bool answered(const Recorder::Log& log) {
   return !log.statuses.empty() && log.statuses.back() >= 200;
+}
+
+// The binding behind "tok1" for apps signing in: user 1000, password below.
+constexpr const char* kAppPassword = "fuzz-only-password";
+struct Secrets : DeviceSecrets {
+  std::optional<DeviceSecret> deviceSecret(std::string_view user, std::string_view realm) override {
+    if (user != "tok1") return std::nullopt;
+    DigestChallenge c;
+    c.realm = std::string(realm);
+    return DeviceSecret{"acme/phone", "1000", digestHa1(c, "1000", kAppPassword)};
+  }
+};
+
+struct Connection : DeviceConnection {
+  bool alive() const override { return true; }
+  std::string peer() const override { return "192.0.2.9:40000"; }
+};
+
+std::shared_ptr<Recorder::Log> registerOnce(DeviceSignIn& sign_in, const DeviceRegister& request) {
+  auto log = std::make_shared<Recorder::Log>();
+  Recorder transaction(log);
+  sign_in.onRegister(request, transaction);
+  FUZZ_CHECK(log->statuses.size() == 1 && log->statuses[0] >= 200);
+  return log;
+}
+
+void signIn(DeviceRegister request, const std::string& source) {
+  ManualClock clock;
+  DeviceRegistry registry(clock);
+  Secrets secrets;
+  DeviceSignIn sign_in(DeviceSignInPolicy{}, clock, secrets, registry, nullptr);
+  request.source_ip = source;
+  request.connection = std::make_shared<Connection>();
+  auto first = registerOnce(sign_in, request);
+  if (first->statuses[0] != 401) return;
+  // Answer the challenge as an app knowing the password does.
+  std::string challenge_text;
+  for (const auto& [name, value] : first->headers) {
+    if (name == "WWW-Authenticate") challenge_text = value;
+  }
+  auto challenge = parseDigestChallenge(challenge_text, false);
+  FUZZ_CHECK(challenge.has_value());
+  DigestInput input{"1000", kAppPassword, "REGISTER", "sip:tok1@192.0.2.1", "", 1, "fuzzcnonce", ""};
+  request.authorization = buildDigestAuthorization(*challenge, input);
+  auto second = registerOnce(sign_in, request);
+  FUZZ_CHECK(second->statuses[0] == 200 || (second->statuses[0] == 400 && request.contact.empty()));
+  if (second->statuses[0] == 200 && request.expires != 0) {
+    FUZZ_CHECK(registry.live("acme/phone").size() == 1);
+  }
 }
 
 }  // namespace
@@ -85,6 +140,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // The transport's part, where it came from: here, the top Via's host (the
   // binding's PBX is 192.0.2.5; anything else is a stranger).
   if (request && sip->sip_via && sip->sip_via->v_host) request->source_ip = sip->sip_via->v_host;
+  if (request && sip->sip_request->rq_method == sip_method_register) {
+    DeviceRegister device = readDeviceRegister(sip);
+    msg_destroy(msg);
+    signIn(std::move(device), request->source_ip);
+    return 0;
+  }
   msg_destroy(msg);
   if (!request) return 0;
 
