@@ -33,8 +33,8 @@ struct Files {
   std::string dir;
   std::string ec = testing::privateKeyPem(testing::generateEcP256Key().get());
   std::string rsa = testing::privateKeyPem(testing::sharedRsaKey().get());
-  std::string ec_line = ec.substr(ec.find('\n') + 1, 40);
-  std::string rsa_line = rsa.substr(rsa.find('\n') + 1, 40);
+  std::string ec_line = fuzz::keyExcerpt(ec);
+  std::string rsa_line = fuzz::keyExcerpt(rsa);
 
   Files() {
     char pattern[] = "/tmp/sipwake-fuzz-apps-XXXXXX";
@@ -100,7 +100,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       (void)f.token_url.toString();
     }
   } catch (const std::invalid_argument& e) {
-    FUZZ_CHECK(!contains(e.what(), files.ec_line) && !contains(e.what(), files.rsa_line));
+    if (!contains(text, files.ec_line) && !contains(text, files.rsa_line)) {
+      FUZZ_CHECK(!contains(e.what(), files.ec_line) && !contains(e.what(), files.rsa_line));
+    }
   }
   // The URL parser on its own.
   try {

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 #include <string>
 #include <string_view>
 
@@ -36,6 +37,19 @@ inline void captureLogs() {
 
 inline bool contains(std::string_view haystack, std::string_view needle) {
   return !needle.empty() && haystack.find(needle) != std::string_view::npos;
+}
+
+// 32 characters from the middle of a PEM key's base64 body: this key's own
+// material, not the fixed PKCS#8 prefix every key of its type shares. An
+// error message must never show it. (libFuzzer learns it from the
+// comparisons: a target skips the check for inputs that carry it.)
+inline std::string keyExcerpt(const std::string& pem) {
+  std::istringstream lines(pem);
+  std::string line, body;
+  while (std::getline(lines, line)) {
+    if (line.rfind("-----", 0) != 0) body += line;
+  }
+  return body.substr(body.size() / 2, 32);
 }
 
 }  // namespace sipwake::fuzz
