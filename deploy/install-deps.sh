@@ -11,6 +11,7 @@ packages=(
   redis-server kamailio kamailio-tls-modules sip-tester
   nghttp2-client nghttp2-server iproute2 prometheus
   yamllint python3 python3-yaml python3-jsonschema python3-kubernetes systemd gnuplot-nox
+  clang libclang-rt-14-dev
 )
 # k8s/validate.sh renders the manifests with `kubectl kustomize`: Debian's
 # kubernetes-client, unless a kubectl is installed already (another package's

@@ -11,6 +11,13 @@ const std::string* Request::header(std::string_view lower_name) const {
   return nullptr;
 }
 
+Response jsonResponse(int status, const nlohmann::json& body) {
+  Response response;
+  response.status = status;
+  response.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return response;
+}
+
 Response jsonError(int status, std::string_view code, std::string_view message) {
   nlohmann::json body = {{"error", {{"code", code}, {"message", message}}}};
   Response response;

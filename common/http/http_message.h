@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace sipwake::http {
 
 // One parsed HTTP/1.x request, as handed to a server Handler.
@@ -33,6 +35,10 @@ struct Response {
   std::string body;
   std::string content_type = "application/json";
 };
+
+// A JSON answer of `status`. Text that is not valid UTF-8 (a PBX's reason
+// phrase kept in a binding, say) becomes U+FFFD instead of throwing.
+Response jsonResponse(int status, const nlohmann::json& body);
 
 // A JSON error: body {"error":{"code":...,"message":...}}. Every error the
 // server itself produces goes through here so clients see one shape.

@@ -4,13 +4,6 @@
 
 namespace sipwake::registrar {
 
-http::Response jsonResponse(int status, const nlohmann::json& body) {
-  http::Response r;
-  r.status = status;
-  r.body = body.dump();
-  return r;
-}
-
 http::Response storageUnavailable() {
   http::Response r = http::jsonError(503, "storage_unavailable",
                                      "the binding store (Redis) is unreachable; retry later");

@@ -12,7 +12,9 @@
 namespace sipwake::registrar {
 
 // Small pieces shared by the API's tenant and admin handlers.
-http::Response jsonResponse(int status, const nlohmann::json& body);
+// Every answer's body: invalid UTF-8 (a PBX's reason phrase) is replaced,
+// never a 500.
+using http::jsonResponse;
 // 503 with Retry-After: Redis is unreachable.
 http::Response storageUnavailable();
 http::Response methodNotAllowed(std::string_view allow);

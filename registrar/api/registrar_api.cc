@@ -7,12 +7,13 @@
 #include "common/log/logger.h"
 #include "registrar/api/api_util.h"
 #include "registrar/api/binding_view.h"
-#include "registrar/binding/sip_uri.h"
+#include "registrar/binding/device_contact.h"
 
 namespace sipwake::registrar {
 namespace {
 
 using http::jsonError;
+using http::jsonResponse;
 using http::Response;
 using nlohmann::json;
 
@@ -27,16 +28,6 @@ json devicesJson(const std::vector<Device>& devices) {
     out.push_back(std::move(j));
   }
   return out;
-}
-
-// A contact an app names in its ack, to be sent to the PBX in a Contact
-// header: a SIP URI we can parse, and nothing that could break the header.
-bool isDeviceContact(const std::string& uri) {
-  if (uri.size() > 512) return false;
-  for (char c : uri) {
-    if (c <= ' ' || c >= 127 || c == '<' || c == '>' || c == '"' || c == ',') return false;
-  }
-  return parseSipUri(uri).has_value();
 }
 
 }  // namespace
@@ -454,7 +445,7 @@ void RegistrarApi::ackDevice(const std::string& tenant, const std::string& id,
   }
   std::string contact;
   if (auto c = body.find("contact"); c != body.end()) {
-    if (!c->is_string() || !isDeviceContact(c->get<std::string>())) {
+    if (!c->is_string() || !isDeviceContactUri(c->get<std::string>())) {
       respond(jsonError(400, "invalid_field",
                         "'contact' must be a sip: or sips: URI of at most 512 characters"));
       return;

@@ -115,17 +115,18 @@ void CallManager::onRequest(IncomingRequest request,
     transaction->respond(404, "Not Found");
     return;
   }
-  if (trace_) traceRequest(owner->key, request, request.method_name);
   // Only the binding's PBX may ring its phone: anything else is refused
-  // before it costs a Redis write or a push.
+  // before it costs a Redis write (not even a trace entry: a flood would
+  // write one per request and push the binding's real history out) or a push.
   if (policy_.strict_source && owner->pbx_ip != request.source_ip) {
     if (request.method == Method::Invite && metrics_) {
       metrics_->invite(CallMetrics::InviteResult::ForeignSource);
     }
     if (request.method == Method::Message && metrics_) metrics_->message(false);
-    answer(*transaction, owner->key, request.call_id, 403, "Forbidden");
+    transaction->respond(403, "Forbidden");
     return;
   }
+  if (trace_) traceRequest(owner->key, request, request.method_name);
   switch (request.method) {
     case Method::Invite:
       onInvite(std::move(request), *owner, std::move(transaction));

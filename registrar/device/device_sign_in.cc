@@ -4,6 +4,7 @@
 
 #include "common/crypto/hash.h"
 #include "common/log/logger.h"
+#include "registrar/binding/device_contact.h"
 #include "registrar/registration/digest_auth.h"
 
 namespace sipwake::registrar {
@@ -78,6 +79,14 @@ void DeviceSignIn::onRegister(const DeviceRegister& request, ServerTransaction& 
   }
   if (request.contact.empty()) {
     transaction.respond(400, "Contact Required");
+    count("invalid");
+    return;
+  }
+  // The contact is answered back in our Contact header and becomes the
+  // Request-URI of relayed calls: sofia lets folded lines and raw bytes into
+  // a URI, which must not travel on.
+  if (!isDeviceContactUri(request.contact)) {
+    transaction.respond(400, "Invalid Contact");
     count("invalid");
     return;
   }

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "registrar/sip/incoming_request_reader.h"
 #include "registrar/sip/nta_server_transaction.h"
 #include "registrar/sip/sip_text.h"
 #include "registrar/sip/sip_thread.h"
@@ -46,28 +47,6 @@ class TportConnection final : public DeviceConnection {
   tport_t* tport_;
 };
 
-int expiresOf(sip_t const* sip) {
-  if (sip->sip_contact && sip->sip_contact->m_expires) return std::atoi(sip->sip_contact->m_expires);
-  if (sip->sip_expires) return static_cast<int>(sip->sip_expires->ex_delta);
-  return -1;
-}
-
-std::string authorizationOf(msg_t* msg, sip_t const* sip) {
-  if (!sip->sip_authorization) return "";
-  char buffer[2048];
-  issize_t n = sip_header_e(buffer, sizeof buffer,
-                            reinterpret_cast<sip_header_t const*>(sip->sip_authorization), 0);
-  (void)msg;
-  if (n <= 0 || static_cast<size_t>(n) >= sizeof buffer) return "";
-  std::string line(buffer, static_cast<size_t>(n));
-  // sip_header_e writes "Authorization: Digest ..."; we want the value.
-  auto colon = line.find(':');
-  std::string value = colon == std::string::npos ? line : line.substr(colon + 1);
-  while (!value.empty() && (value.front() == ' ')) value.erase(0, 1);
-  while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
-  return value;
-}
-
 int onRequest(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq, sip_t const* sip) {
   auto* state = reinterpret_cast<DeviceListenerState*>(magic);
   if (!sip || !sip->sip_request) return 400;
@@ -79,13 +58,9 @@ int onRequest(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq, sip_t con
     default:
       return 403;
   }
-  DeviceRegister request;
-  request.target_user = sip->sip_to ? sofiaText(sip->sip_to->a_url->url_user) : "";
-  request.contact = sip->sip_contact ? sofiaUrl(sip->sip_contact->m_url) : "";
-  request.expires = expiresOf(sip);
+  DeviceRegister request = readDeviceRegister(sip);
   if (msg_t* msg = nta_incoming_getrequest(irq)) {
     request.source_ip = sourceIp(msg);
-    request.authorization = authorizationOf(msg, sip);
     tport_t* tport = nta_incoming_transport(state->agent, irq, msg);
     if (tport) request.connection = std::make_shared<TportConnection>(tport);
     msg_destroy(msg);

@@ -3,8 +3,10 @@
 #include <stdexcept>
 
 #include "common/log/logger.h"
+#include "registrar/sip/incoming_request_reader.h"
 #include "registrar/sip/nta_server_transaction.h"
 #include "registrar/sip/sip_agent.h"
+#include "registrar/sip/sip_text.h"
 #include "registrar/sip/sofia_includes.h"
 
 namespace sipwake::registrar {
@@ -16,36 +18,15 @@ struct NtaIncomingState {
 
 namespace {
 
-IncomingRequest::Method methodOf(sip_method_t method) {
-  switch (method) {
-    case sip_method_invite: return IncomingRequest::Method::Invite;
-    case sip_method_message: return IncomingRequest::Method::Message;
-    case sip_method_options: return IncomingRequest::Method::Options;
-    case sip_method_bye: return IncomingRequest::Method::Bye;
-    default: return IncomingRequest::Method::Other;
-  }
-}
-
 int onRequest(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq, sip_t const* sip) {
   auto* state = reinterpret_cast<NtaIncomingState*>(magic);
-  if (!sip || !sip->sip_request) return 400;
-  IncomingRequest request;
-  request.method = methodOf(sip->sip_request->rq_method);
-  request.method_name = sofiaText(sip->sip_request->rq_method_name);
-  request.contact_user = sofiaText(sip->sip_request->rq_url->url_user);
-  request.call_id = sip->sip_call_id ? sofiaText(sip->sip_call_id->i_id) : "";
-  if (sip->sip_from) {
-    request.from_uri = sofiaUrl(sip->sip_from->a_url);
-    request.from_name = unquote(sofiaText(sip->sip_from->a_display));
-  }
-  if (sip->sip_to) request.to_uri = sofiaUrl(sip->sip_to->a_url);
-  if (sip->sip_content_type) request.content_type = sofiaText(sip->sip_content_type->c_type);
-  if (sip->sip_payload) request.body.assign(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+  auto request = readIncomingRequest(sip);
+  if (!request) return 400;
   if (msg_t* msg = nta_incoming_getrequest(irq)) {
-    request.source_ip = sourceIp(msg);
+    request->source_ip = sourceIp(msg);
     msg_destroy(msg);
   }
-  state->handler(std::move(request), std::make_unique<NtaServerTransaction>(irq));
+  state->handler(std::move(*request), std::make_unique<NtaServerTransaction>(irq));
   return 0;  // answered through the ServerTransaction
 }
 

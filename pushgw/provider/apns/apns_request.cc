@@ -104,7 +104,8 @@ std::string collapseId(const std::string& id) {
 // which APNs reads as "deliver once, do not store".
 std::string expiration(Millis expires_at) {
   if (expires_at <= 0) return "0";
-  return std::to_string((expires_at + kSecond - 1) / kSecond);
+  // Rounded up without adding first: a far-future job must not overflow.
+  return std::to_string(expires_at / kSecond + (expires_at % kSecond != 0 ? 1 : 0));
 }
 
 }  // namespace

@@ -34,6 +34,9 @@ FcmServiceAccount parseServiceAccount(std::string_view json) {
   } catch (const Json::parse_error& e) {
     // e.what() quotes the text around the error: possibly the key.
     bad("not valid JSON (error at byte " + std::to_string(e.byte) + ")");
+  } catch (const Json::exception&) {
+    // A number too large for a double is out_of_range, not parse_error.
+    bad("not valid JSON (a number out of range)");
   }
   if (!doc.is_object()) bad("not a JSON object");
   auto type = doc.find("type");

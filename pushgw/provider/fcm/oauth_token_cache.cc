@@ -46,7 +46,8 @@ std::optional<Millis> expiresIn(const Json& doc) {
     return std::nullopt;
   }
   if (seconds <= 0) return std::nullopt;
-  return std::min<Millis>(seconds * kSecond, OAuthTokenCache::kMaxTokenLifetime);
+  // Capped before the multiplication: a huge expires_in must not overflow.
+  return std::min<Millis>(seconds, OAuthTokenCache::kMaxTokenLifetime / kSecond) * kSecond;
 }
 
 // Google's error answer: {"error": "invalid_grant", "error_description": "..."}.

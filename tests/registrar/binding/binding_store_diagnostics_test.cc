@@ -59,7 +59,7 @@ TEST_CASE("an expiry warning is queued once per offset and generation", "[redis]
   CHECK(client.ttl(traceRedisKey("acme/phone")) > 0);
 }
 
-TEST_CASE("test pushes name the devices pushed; the trace stays capped", "[redis][trace]") {
+TEST_CASE("test pushes name the devices pushed and the trace stays capped", "[redis][trace]") {
   RedisServer server;
   RedisClient client(server.port());
   redis::Connection connection(redis::parseRedisUrl(server.url()));

@@ -43,7 +43,7 @@ struct Fixture {
               const std::string& token = "tok1", int expires = -1, const std::string& user = "1000") {
     DeviceRegister r;
     r.target_user = token;
-    r.contact = "sip:app@192.0.2.1:5555;transport=tcp";
+    r.contact = contact;
     r.expires = expires;
     r.source_ip = source;
     r.connection = connection;
@@ -66,6 +66,7 @@ struct Fixture {
   DeviceRegistry registry;
   DeviceSignIn sign_in;
   std::shared_ptr<Connection> connection = std::make_shared<Connection>();
+  std::string contact = "sip:app@192.0.2.1:5555;transport=tcp";
   std::optional<DigestChallenge> last_challenge;
 };
 
@@ -143,4 +144,23 @@ TEST_CASE("digest responses are verified with the HA1 alone", "[devices]") {
   CHECK_FALSE(verifyDigestResponse(*a, "REGISTER", digestHa1(c, "1000", "other")));
   CHECK_FALSE(parseDigestAuthorization("Basic dXNlcjpwYXNz"));
   CHECK_FALSE(parseDigestAuthorization("Digest username=\"x\""));
+}
+
+// Found by tests/fuzz/sip_request: sofia accepts a folded line (LF, TAB)
+// and raw bytes inside a Contact URI; we answered them back in our Contact
+// header and kept them as the Request-URI for relayed calls.
+TEST_CASE("device sign-in: a Contact URI with a line break or raw bytes is refused", "[devices]") {
+  Fixture f;
+  for (std::string contact : {"sip:ap\n\tp@192.0.2.9:5555;transport=tcp", "sip:ap\xf6p@192.0.2.9",
+                              "sip:app@192.0.2.9>;x=<y", "tel:+15551234"}) {
+    f.contact = contact;
+    f.send("");
+    Answer refused = f.send("s3cret");
+    CHECK(refused.status == 400);
+    CHECK(refused.reason == "Invalid Contact");
+  }
+  CHECK(f.registry.live("acme/phone").empty());
+  f.contact = "sips:app@[2001:db8::9]:5061;transport=tls;ob";
+  f.send("");
+  CHECK(f.send("s3cret").status == 200);
 }

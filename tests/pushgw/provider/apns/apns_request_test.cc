@@ -1,5 +1,7 @@
 #include "pushgw/provider/apns/apns_request.h"
 
+#include <limits>
+
 #include <catch2/catch.hpp>
 
 #include "common/crypto/hash.h"
@@ -240,4 +242,16 @@ TEST_CASE("APNs payloads with invalid UTF-8 from the network are still sent", "[
   REQUIRE(r);
   Json body = bodyOf(*r);
   CHECK(body["body"] == "bad \xEF\xBF\xBD\xEF\xBF\xBD bytes");
+}
+
+// Found by review and reproduced through tests/fuzz/push_job: a job with an
+// expires_at near the largest Millis overflowed while rounding up (UB).
+TEST_CASE("APNs expiration of a far-future job does not overflow", "[apns]") {
+  PushMessage m = callPush();
+  m.expires_at = std::numeric_limits<Millis>::max();
+  auto r = buildApnsRequest(m, kJwt);
+  REQUIRE(r);
+  CHECK(header(*r, "apns-expiration") == std::to_string(std::numeric_limits<Millis>::max() / 1000 + 1));
+  m.expires_at = 1700000030001;
+  CHECK(header(*buildApnsRequest(m, kJwt), "apns-expiration") == "1700000031");
 }

@@ -97,3 +97,13 @@ TEST_CASE("service account files must not be readable by others", "[fcm]") {
   CHECK_THROWS_WITH(loadServiceAccountFile(dir.file("absent.json")),
                     Catch::Contains("cannot be read"));
 }
+
+// Found by tests/fuzz/service_account: nlohmann reports a number too large
+// for a double as out_of_range, not parse_error, so it escaped as another
+// exception type than the std::invalid_argument callers catch.
+TEST_CASE("service accounts: a number out of range is invalid JSON, not another exception", "[fcm]") {
+  REQUIRE_THROWS_AS(parseServiceAccount(R"({"project_id": 1e999, "private_key": "x"})"),
+                    std::invalid_argument);
+  REQUIRE_THROWS_WITH(parseServiceAccount(R"({"project_id": 48E666})"),
+                      Catch::Matchers::Contains("not valid JSON"));
+}

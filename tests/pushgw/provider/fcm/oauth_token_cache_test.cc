@@ -184,3 +184,12 @@ TEST_CASE("OAuth2 token cache wants an RSA key", "[fcm]") {
   CHECK_THROWS_AS(OAuthTokenCache("", "https://x/token", sipwake::testing::sharedRsaKey()),
                   std::invalid_argument);
 }
+
+// Found by review and reproduced through tests/fuzz/provider_response: a
+// token endpoint answering a huge expires_in overflowed (UB) before the cap.
+TEST_CASE("OAuth2 token answer with a huge expires_in is capped at a day", "[fcm]") {
+  OAuthTokenCache cache = makeCache();
+  REQUIRE(cache.acceptTokenResponse(tokenAnswer("ya29.far", Json(9223372036854775807LL)), kStart));
+  CHECK(cache.expiresAt() == kStart + OAuthTokenCache::kMaxTokenLifetime);
+  CHECK(cache.accessToken(kStart) == "ya29.far");
+}
