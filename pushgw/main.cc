@@ -1,3 +1,5 @@
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -9,6 +11,11 @@
 #include "pushgw/pushgw_config.h"
 
 int main(int argc, char** argv) {
+  // A crash must not leave a core file: it would hold decrypted SIP
+  // passwords and provider keys in clear. (Not PR_SET_DUMPABLE: that also
+  // stops LeakSanitizer, which the sanitizer tests rely on.)
+  const rlimit no_core{0, 0};
+  setrlimit(RLIMIT_CORE, &no_core);
   using namespace sipwake;
   std::optional<std::string> config_file;
   if (const char* env = std::getenv("PUSHGW_CONFIG")) config_file = env;

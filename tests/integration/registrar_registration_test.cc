@@ -6,6 +6,9 @@
 #include <set>
 #include <thread>
 
+#include <csignal>
+#include <regex>
+
 #include <catch2/catch.hpp>
 
 #include "tests/support/kamailio_pbx.h"
@@ -400,6 +403,26 @@ TEST_CASE("no plaintext password in Redis, logs or metrics", "[registrar][secret
     CHECK(log.find(p) == std::string::npos);
     CHECK(metrics.find(p) == std::string::npos);
   }
+}
+
+TEST_CASE("a crash leaves no core file and its output holds no password", "[registrar][secrets]") {
+  RedisServer redis;
+  KamailioPbx pbx;
+  RegistrarProcess registrar(redis.url());
+  json ok = bindingBody("7010", pbx.port());
+  ok["auth"]["password"] = "pw-7010";
+  REQUIRE(registrar.put("c1", ok).status == 201);
+  REQUIRE(registrar.waitForState("c1", "registered", 10000));
+  // The decrypted password's digest is in memory now; a core file would keep it.
+  std::string limits = readFile("/proc/" + std::to_string(registrar.pid()) + "/limits");
+  std::smatch core;
+  REQUIRE(std::regex_search(limits, core, std::regex(R"(Max core file size\s+(\S+)\s+(\S+))")));
+  CHECK(core[1] == "0");
+  CHECK(core[2] == "0");
+  registrar.signal(SIGSEGV);
+  REQUIRE(waitUntil([&] { return !registrar.running(); }, 10000));
+  std::string output = registrar.log();
+  CHECK(output.find("pw-7010") == std::string::npos);
 }
 
 TEST_CASE("Redis down: SIP keeps running, API writes answer 503, nothing lost", "[registrar]") {

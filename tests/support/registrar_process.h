@@ -52,6 +52,7 @@ class RegistrarProcess {
   const std::string& credentialKeysFile() const { return credential_keys_file_; }
   void writeCredentialKeys(const std::string& text);
   void signal(int sig);
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
   nlohmann::json binding(const std::string& id);  // GET body, {} when not 200
   std::string metricsText();
   // Sum of a metric's samples whose labels contain `label_filter` (e.g. state="registered").
