@@ -144,9 +144,13 @@ void RegistrarApi::handle(http::Request&& request, http::Responder respond) {
   if (*auth != ApiAuth::None) {
     auto token = bearerToken(call.request);
     std::optional<std::string> who;
-    if (token) who = *auth == ApiAuth::Tenant ? keys_.authenticate(*token)
-                     : admin_.keys             ? admin_.keys->authenticate(*token)
-                                               : std::nullopt;
+    std::optional<ApiKeyRing::Match> tenant_key;  // one constant-time pass over the keys
+    if (token && *auth == ApiAuth::Tenant) {
+      tenant_key = keys_.identify(*token);
+      if (tenant_key) who = tenant_key->tenant;
+    } else if (token && admin_.keys) {
+      who = admin_.keys->authenticate(*token);
+    }
     if (!who) {
       if (*auth == ApiAuth::Admin && token && keys_.authenticate(*token)) {
         call.respond(jsonError(403, "forbidden", "this path needs an operator (admin) key"));
@@ -163,9 +167,8 @@ void RegistrarApi::handle(http::Request&& request, http::Responder respond) {
     call.principal = std::move(*who);
     // Each tenant key has its own request budget: one flooding key cannot
     // starve the others.
-    if (*auth == ApiAuth::Tenant) {
-      auto match = keys_.identify(*token);
-      if (auto wait = match ? limiter_.take(match->key_index, SystemClock::instance().now()) : std::nullopt) {
+    if (tenant_key) {
+      if (auto wait = limiter_.take(tenant_key->key_index, SystemClock::instance().now())) {
         Response r = jsonError(429, "rate_limited", "too many requests with this API key; slow down");
         r.headers.emplace_back("Retry-After", std::to_string((*wait + 999) / 1000));
         call.respond(std::move(r));
