@@ -12,6 +12,7 @@
 #include "common/http/http_server.h"
 #include "common/log/level_signals.h"
 #include "common/log/logger.h"
+#include "common/metrics/redis_metrics.h"
 #include "common/redis/redis_worker.h"
 #include "pushgw/dispatch/push_dispatcher.h"
 #include "pushgw/feedback/binding_feedback.h"
@@ -35,6 +36,7 @@ int runPushgw(const PushgwConfig& config) {
 
   auto registry = std::make_shared<prometheus::Registry>();
   PushgwMetrics metrics(*registry);
+  metrics::RedisMetrics redis_metrics(*registry, "pushgw");
 
   redis::RedisWorker feedback_worker(config.redis, "feedback");
   feedback_worker.start();
@@ -51,7 +53,8 @@ int runPushgw(const PushgwConfig& config) {
   {
     std::promise<void> ready;
     dispatch_loop.post([&] {
-      providers = std::make_unique<ProviderSet>(dispatch_loop, std::move(apps), SystemClock::instance());
+      providers = std::make_unique<ProviderSet>(dispatch_loop, std::move(apps), SystemClock::instance(),
+                                                &metrics);
       dispatcher = std::make_unique<PushDispatcher>(dispatch_loop, config.retry, *providers, *stream,
                                                     feedback, metrics, SystemClock::instance());
       ready.set_value();
@@ -96,6 +99,7 @@ int runPushgw(const PushgwConfig& config) {
     }
     http::Response response;
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    redis_metrics.refresh();
     response.body = prometheus::TextSerializer().Serialize(registry->Collect());
     respond(std::move(response));
   });

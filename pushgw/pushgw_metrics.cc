@@ -42,6 +42,16 @@ PushgwMetrics::PushgwMetrics(prometheus::Registry& registry) {
                              "lost_pending (deleted before delivery by someone else)")
                        .Register(registry);
   for (const char* kind : {"acknowledged", "lost_pending"}) streamTrims(kind, 0);
+  credential_expiry_ = &prometheus::BuildGauge()
+                            .Name("pushgw_provider_credential_expiry_timestamp_seconds")
+                            .Help("When the provider credential in hand (FCM access token) runs "
+                                  "out, Unix time; 0 before the first one")
+                            .Register(registry);
+  credential_refresh_failures_ = &prometheus::BuildCounter()
+                                      .Name("pushgw_provider_credential_refresh_failures_total")
+                                      .Help("Failed renewals of a provider credential (FCM token "
+                                            "endpoint unreachable or refusing the service account)")
+                                      .Register(registry);
   // Pre-create the usual series so dashboards see zeros, not gaps.
   for (const char* provider : {"apns", "fcm"}) {
     for (const char* result : {"delivered", "invalid_token", "retry_later", "permanent_error"}) {
@@ -96,6 +106,21 @@ void PushgwMetrics::deadLetters(const std::string& cause, double total) {
 
 void PushgwMetrics::streamTrims(const std::string& kind, double total) {
   bringUpTo(*stream_trims_, stream_trim_counters_, "kind", kind, total);
+}
+
+void PushgwMetrics::credentialState(const std::string& provider, const std::string& app,
+                                    Millis expires_at, bool refresh_failed) {
+  auto key = std::make_pair(provider, app);
+  auto it = credentials_.find(key);
+  if (it == credentials_.end()) {
+    prometheus::Labels labels{{"provider", provider}, {"app", app}};
+    it = credentials_
+             .emplace(key, CredentialSeries{&credential_expiry_->Add(labels),
+                                            &credential_refresh_failures_->Add(labels)})
+             .first;
+  }
+  it->second.expiry->Set(static_cast<double>(expires_at) / 1000.0);
+  if (refresh_failed) it->second.refresh_failures->Increment();
 }
 
 }  // namespace sipwake::pushgw

@@ -8,12 +8,19 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "pushgw/provider/credential_observer.h"
+
 namespace sipwake::pushgw {
 
 // pushgw's metric handles; names are a contract for dashboards (PRODUCT.md).
-class PushgwMetrics {
+class PushgwMetrics final : public CredentialObserver {
  public:
   explicit PushgwMetrics(prometheus::Registry& registry);
+  // pushgw_provider_credential_expiry_timestamp_seconds{provider,app} and
+  // pushgw_provider_credential_refresh_failures_total{provider,app}. Called
+  // on the dispatcher's loop thread only.
+  void credentialState(const std::string& provider, const std::string& app, Millis expires_at,
+                       bool refresh_failed) override;
   // result: delivered, invalid_token, retry_later, refresh_credentials,
   // permanent_error, expired (call over or too late), unknown_app.
   void push(const std::string& provider, const std::string& result);
@@ -46,6 +53,13 @@ class PushgwMetrics {
   CounterSeries dead_letter_counters_;
   prometheus::Family<prometheus::Counter>* stream_trims_;
   CounterSeries stream_trim_counters_;
+  struct CredentialSeries {
+    prometheus::Gauge* expiry;
+    prometheus::Counter* refresh_failures;
+  };
+  prometheus::Family<prometheus::Gauge>* credential_expiry_;
+  prometheus::Family<prometheus::Counter>* credential_refresh_failures_;
+  std::map<std::pair<std::string, std::string>, CredentialSeries> credentials_;
 };
 
 }  // namespace sipwake::pushgw

@@ -19,6 +19,7 @@
 #include "common/http/tls_server_context.h"
 #include "common/log/level_signals.h"
 #include "common/log/logger.h"
+#include "common/metrics/redis_metrics.h"
 #include "registrar/api/api_keys.h"
 #include "registrar/api/registrar_api.h"
 #include "registrar/binding/store_worker.h"
@@ -290,6 +291,7 @@ int runRegistrar(const RegistrarConfig& config) {
   RegistrationMetrics metrics(*registry);
 
   CallMetrics call_metrics(*registry);
+  metrics::RedisMetrics redis_metrics(*registry, "registrar");
 
   StoreWorker store({config.redis, config.instance, 50, config.policy.failed_retention, 1000, config.trace});
   store.start();
@@ -410,7 +412,8 @@ int runRegistrar(const RegistrarConfig& config) {
   reply_sweep.start(500);
   std::atomic<bool> leaving{false};
 
-  auto metrics_text = [registry] {
+  auto metrics_text = [registry, &redis_metrics] {
+    redis_metrics.refresh();
     return prometheus::TextSerializer().Serialize(registry->Collect());
   };
   auto readiness = [&]() -> std::optional<std::string> {

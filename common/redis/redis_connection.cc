@@ -4,6 +4,8 @@
 
 #include <tuple>
 
+#include "common/redis/redis_health.h"
+
 
 namespace sipwake::redis {
 namespace {
@@ -41,7 +43,10 @@ Reply Reply::element(std::size_t i) const {
 Connection::Connection(RedisUrl url, Millis connect_timeout, Millis command_timeout)
     : url_(std::move(url)), connect_timeout_(connect_timeout), command_timeout_(command_timeout) {}
 
-Connection::~Connection() { dropConnection(); }
+Connection::~Connection() {
+  dropConnection();
+  RedisHealth::instance().closed(this);
+}
 
 void Connection::dropConnection() {
   if (ctx_ != nullptr) redisFree(ctx_);
@@ -51,6 +56,7 @@ void Connection::dropConnection() {
 void Connection::fail(const std::string& what) {
   std::string detail = ctx_ && ctx_->err ? std::string(": ") + ctx_->errstr : "";
   dropConnection();
+  RedisHealth::instance().failed(this, RedisFailure::Io);
   throw RedisUnavailable("redis " + url_.redacted() + " " + what + detail);
 }
 
@@ -144,7 +150,12 @@ redisContext* connectToPrimary(const RedisUrl& url, Millis connect_timeout, Mill
 void Connection::ensureConnected() {
   if (ctx_ != nullptr && url_.viaSentinel()) followSentinels();
   if (ctx_ != nullptr) return;
-  ctx_ = connectToPrimary(url_, connect_timeout_, command_timeout_, &primary_);
+  try {
+    ctx_ = connectToPrimary(url_, connect_timeout_, command_timeout_, &primary_);
+  } catch (const RedisUnavailable&) {
+    RedisHealth::instance().failed(this, RedisFailure::Connect);
+    throw;
+  }
   next_sentinel_check_ = SystemClock::instance().now() + kSecond;
 }
 
@@ -176,8 +187,12 @@ Reply Connection::command(const std::vector<std::string_view>& argv) {
         redisCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data()));
     if (r == nullptr) fail("command failed");
     Reply reply(r);
-    if (!reply.isError() || !isRoleChangeError(reply.str())) return reply;
+    if (!reply.isError() || !isRoleChangeError(reply.str())) {
+      RedisHealth::instance().succeeded(this);
+      return reply;
+    }
     // Refused by a demoted primary: find the new one and run it there.
+    RedisHealth::instance().failed(this, RedisFailure::RoleChange);
     dropConnection();
     if (attempt > 0) throw RedisUnavailable("redis " + url_.redacted() + ": " + std::string(reply.str()));
   }
@@ -204,9 +219,11 @@ std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::strin
     if (redisGetReply(ctx_, &r) != REDIS_OK || r == nullptr) fail("pipeline read failed");
     replies.emplace_back(static_cast<redisReply*>(r));
   }
+  RedisHealth::instance().succeeded(this);
   for (const auto& reply : replies) {
     if (reply.isError() && isRoleChangeError(reply.str())) {
       // Some commands may have run (reads): the caller retries the batch.
+      RedisHealth::instance().failed(this, RedisFailure::RoleChange);
       dropConnection();
       throw RedisUnavailable("redis " + url_.redacted() + ": " + std::string(reply.str()));
     }

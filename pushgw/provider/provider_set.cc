@@ -5,7 +5,8 @@
 
 namespace sipwake::pushgw {
 
-ProviderSet::ProviderSet(EventLoop& loop, std::optional<AppRegistry> registry, Clock& clock)
+ProviderSet::ProviderSet(EventLoop& loop, std::optional<AppRegistry> registry, Clock& clock,
+                         CredentialObserver* credentials)
     : registry_(std::move(registry)) {
   if (!registry_) {
     log_ = std::make_unique<LogProvider>(loop);
@@ -15,7 +16,7 @@ ProviderSet::ProviderSet(EventLoop& loop, std::optional<AppRegistry> registry, C
     apns_[app.app] = std::make_unique<ApnsProvider>(loop, app, clock);
   }
   for (const auto& app : registry_->fcmApps()) {
-    fcm_[app.app] = std::make_unique<FcmProvider>(loop, app, clock);
+    fcm_[app.app] = std::make_unique<FcmProvider>(loop, app, clock, credentials);
   }
 }
 

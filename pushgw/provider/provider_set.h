@@ -8,6 +8,7 @@
 #include "common/event/event_loop.h"
 #include "pushgw/dispatch/push_dispatcher.h"
 #include "pushgw/provider/app_registry.h"
+#include "pushgw/provider/credential_observer.h"
 #include "pushgw/provider/log_provider.h"
 
 namespace sipwake::pushgw {
@@ -16,7 +17,8 @@ namespace sipwake::pushgw {
 // Without an apps file, every push goes to the log provider (local runs).
 class ProviderSet final : public ProviderDirectory {
  public:
-  ProviderSet(EventLoop& loop, std::optional<AppRegistry> registry, Clock& clock);
+  ProviderSet(EventLoop& loop, std::optional<AppRegistry> registry, Clock& clock,
+              CredentialObserver* credentials = nullptr);
   ~ProviderSet() override;
   PushProvider* find(const std::string& provider, const std::string& app) override;
 

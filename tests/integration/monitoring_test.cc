@@ -17,6 +17,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "tests/common/crypto/test_keys.h"
 #include "tests/support/kamailio_pbx.h"
 #include "tests/support/prometheus_server.h"
 #include "tests/support/push_mocks.h"
@@ -53,7 +54,15 @@ const std::set<std::string> kExportedMetrics = {"registrar_bindings",
                                                 "pushgw_tokens_removed_total",
                                                 "pushgw_queue_depth",
                                                 "pushgw_dead_letters_total",
-                                                "invite_to_push_seconds"};
+                                                "invite_to_push_seconds",
+                                                "registrar_shard_leases",
+                                                "registrar_live_instances",
+                                                "registrar_redis_up",
+                                                "registrar_redis_errors_total",
+                                                "pushgw_redis_up",
+                                                "pushgw_redis_errors_total",
+                                                "pushgw_provider_credential_expiry_timestamp_seconds",
+                                                "pushgw_provider_credential_refresh_failures_total"};
 
 void requireTool(const std::string& path) {
   INFO(path << " is missing: run deploy/install-deps.sh (Debian package prometheus)");
@@ -297,6 +306,15 @@ TEST_CASE("a real Prometheus scraping the services has every metric the dashboar
         {R"(count(pushgw_pushes_total{provider=~"apns|fcm", result=~"delivered|invalid_token|permanent_error"}))",
          6},
         {R"(count(pushgw_dead_letters_total{cause=~"malformed|redelivered|undeliverable"}))", 3},
+        {R"(min(registrar_redis_up))", 1},
+        {R"(min(pushgw_redis_up))", 1},
+        {R"(count(registrar_redis_errors_total{kind=~"connect|io|role_change"}))", 3},
+        {R"(count(pushgw_redis_errors_total{kind=~"connect|io|role_change"}))", 3},
+        {R"(sum(registrar_redis_errors_total) + sum(pushgw_redis_errors_total))", 0},
+        // The FCM push got an access token that runs for about an hour.
+        {R"(count(pushgw_provider_credential_expiry_timestamp_seconds{provider="fcm", app="example-project"} - time() > 3000))",
+         1},
+        {R"(sum(pushgw_provider_credential_refresh_failures_total))", 0},
     };
     for (const auto& [expr, value] : expected) {
       json answer;
@@ -388,4 +406,39 @@ TEST_CASE("a real Prometheus scraping the services has every metric the dashboar
     CHECK(labels.value("alertstate", "") == "pending");  // for: 2m
     CHECK(labels.value("severity", "") == "critical");
   }
+}
+
+TEST_CASE("a service account the token endpoint refuses shows as failed renewals and no FCM credential",
+          "[monitoring]") {
+  RedisServer redis;
+  PushTestSetup push;
+  // The same account signed by another key: the mock's token endpoint
+  // answers invalid_grant, as Google does for a deleted or disabled key.
+  json account = json::parse(readFile(push.service_account_file));
+  sipwake::crypto::EvpKey other_key = generateRsaKey();
+  account["private_key"] = privateKeyPem(other_key.get());
+  writeFile(push.service_account_file, account.dump(2));
+  PushgwProcess pushgw(redis.url(), push.apps_file, "pushgw-1");
+  const std::string failures = "pushgw_provider_credential_refresh_failures_total";
+  const std::string app = R"(app="example-project")";
+  CHECK(pushgw.metric(failures, app) == 0);  // the series is there before any push
+
+  RedisClient client(redis.port());
+  json job = {{"type", "message"},
+              {"tenant", "acme"},
+              {"binding", "phone"},
+              {"device", {{"id", "pixel"}, {"provider", "fcm"}, {"token", kFcmToken}, {"app", "example-project"}}},
+              {"body", "hello"},
+              {"sent_at", 0},
+              {"expires_at", 4102444800000LL}};
+  client.command({"XADD", "sipwake:push:jobs", "*", "job", job.dump()});
+
+  // The first request and its retries (1 s, 2 s...) each count.
+  CHECK(waitUntil([&] { return pushgw.metric(failures, app) >= 2; }, 10000));
+  CHECK(pushgw.metric("pushgw_provider_credential_expiry_timestamp_seconds", app) == 0);
+  CHECK(push.fcm->accessTokensIssued() == 0);
+  CHECK(push.fcm->pushes().empty());
+  // Nothing of the key in the metrics.
+  std::string text = pushgw.metricsText();
+  CHECK(text.find("PRIVATE KEY") == std::string::npos);
 }

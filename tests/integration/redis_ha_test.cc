@@ -184,6 +184,8 @@ TEST_CASE("redis-server restarted (AOF): no binding lost, SIP keeps running, API
   }
   for (int i = 0; i < kBindings; ++i) REQUIRE(registrar.waitForState("phone" + std::to_string(i), "registered", 10000));
 
+  CHECK(registrar.metric("registrar_redis_up") == 1);
+  CHECK(pushgw.metric("pushgw_redis_up") == 1);
   redis.stop();
   double down_at = nowMs() / 1000.0;
   // API writes: 503 with the JSON error; nothing half-written.
@@ -214,6 +216,15 @@ TEST_CASE("redis-server restarted (AOF): no binding lost, SIP keeps running, API
   // Refreshes go on while Redis is away (expires 10 s: at least one each).
   refreshedSince(down_at);
   CHECK(push.apns->pushCount() == 0);
+  // Operators see it (alert RedisUnreachable): both services report Redis
+  // down and count the failures by kind.
+  CHECK(waitUntil([&] { return registrar.metric("registrar_redis_up") == 0; }, 10000));
+  CHECK(waitUntil([&] { return pushgw.metric("pushgw_redis_up") == 0; }, 10000));
+  CHECK(registrar.metric("registrar_redis_errors_total", "kind=\"connect\"") +
+            registrar.metric("registrar_redis_errors_total", "kind=\"io\"") > 0);
+  CHECK(pushgw.metric("pushgw_redis_errors_total", "kind=\"connect\"") +
+            pushgw.metric("pushgw_redis_errors_total", "kind=\"io\"") > 0);
+  CHECK(registrar.metric("registrar_redis_errors_total", "kind=\"role_change\"") == 0);
 
   redis.start();
   double up_at = nowMs() / 1000.0;
@@ -233,6 +244,10 @@ TEST_CASE("redis-server restarted (AOF): no binding lost, SIP keeps running, API
   }
   // API writes work again.
   CHECK(waitUntil([&] { return registrar.put("extra", extra).status / 100 == 2; }, 5000));
+  // And the gauges say so once every connection that failed has worked
+  // again (at most 30 s for one left idle since its failure).
+  CHECK(waitUntil([&] { return registrar.metric("registrar_redis_up") == 1; }, 35000, 500));
+  CHECK(waitUntil([&] { return pushgw.metric("pushgw_redis_up") == 1; }, 35000, 500));
 }
 
 TEST_CASE("Sentinel switch-over: registrar and pushgw follow the new primary", "[redis-ha]") {

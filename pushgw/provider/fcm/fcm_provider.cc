@@ -14,11 +14,13 @@ constexpr std::size_t kMaxWaiting = 10000;
 
 }  // namespace
 
-FcmProvider::FcmProvider(EventLoop& loop, const FcmApp& app, Clock& clock)
-    : loop_(loop), app_(app), clock_(clock), tokens_(app.account) {
+FcmProvider::FcmProvider(EventLoop& loop, const FcmApp& app, Clock& clock,
+                         CredentialObserver* observer)
+    : loop_(loop), app_(app), clock_(clock), observer_(observer), tokens_(app.account) {
   fcm_ = std::make_unique<http2::Client>(loop_, clientOptionsFor(app_.url, app_.ca_file));
   oauth_ = std::make_unique<http2::Client>(loop_, clientOptionsFor(app_.token_url, app_.ca_file));
   retry_timer_ = std::make_unique<LoopTimer>(loop_, [this] { refreshToken(); });
+  reportCredential(false);
 }
 
 FcmProvider::~FcmProvider() {
@@ -76,9 +78,11 @@ void FcmProvider::refreshToken() {
 void FcmProvider::onToken(http2::Response&& response) {
   fetching_ = false;
   Millis now = clock_.now();
-  if (!tokens_.acceptTokenResponse(response, now)) {
+  bool accepted = tokens_.acceptTokenResponse(response, now);
+  if (!accepted) {
     log::warn("FCM access token not obtained", {{"app", app_.app}, {"error", tokens_.lastError()}});
   }
+  reportCredential(!accepted);
   auto token = tokens_.accessToken(now);
   std::deque<std::pair<PushMessage, Done>> waiting;
   waiting.swap(waiting_);
@@ -93,6 +97,10 @@ void FcmProvider::onToken(http2::Response&& response) {
   }
   // The cache spaces failed attempts itself; ask again when it allows.
   if (!token || tokens_.needsRefresh(now)) retry_timer_->start(kSecond);
+}
+
+void FcmProvider::reportCredential(bool refresh_failed) {
+  if (observer_ != nullptr) observer_->credentialState(name(), app_.app, tokens_.expiresAt(), refresh_failed);
 }
 
 void FcmProvider::refreshCredentials() {

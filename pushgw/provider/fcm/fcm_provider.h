@@ -6,6 +6,7 @@
 #include "common/event/event_loop.h"
 #include "common/http2/http2_client.h"
 #include "pushgw/provider/app_registry.h"
+#include "pushgw/provider/credential_observer.h"
 #include "pushgw/provider/fcm/oauth_token_cache.h"
 #include "pushgw/provider/push_provider.h"
 
@@ -16,7 +17,8 @@ namespace sipwake::pushgw {
 // Runs on the dispatcher's loop thread.
 class FcmProvider final : public PushProvider {
  public:
-  FcmProvider(EventLoop& loop, const FcmApp& app, Clock& clock);
+  FcmProvider(EventLoop& loop, const FcmApp& app, Clock& clock,
+              CredentialObserver* observer = nullptr);
   ~FcmProvider() override;
   const char* name() const override { return "fcm"; }
   void send(const PushMessage& message, Done done) override;
@@ -26,10 +28,12 @@ class FcmProvider final : public PushProvider {
   void sendWithToken(const PushMessage& message, const std::string& token, Done done);
   void refreshToken();
   void onToken(http2::Response&& response);
+  void reportCredential(bool refresh_failed);
 
   EventLoop& loop_;
   const FcmApp& app_;
   Clock& clock_;
+  CredentialObserver* observer_;
   OAuthTokenCache tokens_;
   std::unique_ptr<http2::Client> fcm_;
   std::unique_ptr<http2::Client> oauth_;
