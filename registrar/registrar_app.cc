@@ -425,7 +425,7 @@ int runRegistrar(const RegistrarConfig& config) {
   AdminOptions admin{&admin_keys, [&config, &sealer] { return reloadSealingKeys(config, sealer); }};
   RegistrarApi api(loop,
                    {config.expires, contacts, config.instance, config.unregister_wait, config.trace,
-                    config.test_push_timeout, &target_policy, config.api_rate},
+                    config.test_push_timeout, &target_policy, config.api_rate, registry.get()},
                    api_keys, sealer, store, router, readiness, metrics_text, admin);
   TestPushWaiters test_push_waiters(loop);
   api.setTestPushes(&test_push_waiters);

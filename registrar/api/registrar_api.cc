@@ -45,7 +45,8 @@ RegistrarApi::RegistrarApi(EventLoop& loop, ApiOptions options, const ApiKeyRing
       readiness_(std::move(readiness)),
       metrics_(std::move(metrics)),
       admin_(std::move(admin)),
-      limiter_(options_.rate) {}
+      limiter_(options_.rate),
+      api_metrics_(std::make_shared<ApiMetrics>(options_.registry)) {}
 
 // The route table: every path the API serves. A new endpoint is one line
 // here and one handler; registrar/api/openapi.yaml documents each line (the
@@ -134,6 +135,13 @@ void RegistrarApi::handle(http::Request&& request, http::Responder respond) {
       route_params = params;
     }
   }
+  std::string route_label =
+      matched ? std::string(matched->info.method) + " " + std::string(matched->info.pattern)
+              : auth ? "method_not_allowed" : "unknown";
+  respond = [metrics = api_metrics_, route_label, respond = std::move(respond)](Response r) {
+    metrics->answered(route_label, r.status);
+    respond(std::move(r));
+  };
   if (!auth) {
     respond(jsonError(404, "not_found", "no such resource"));
     return;

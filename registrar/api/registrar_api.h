@@ -12,6 +12,7 @@
 #include "common/http/http_message.h"
 #include "common/http/http_server.h"
 #include "registrar/api/api_keys.h"
+#include "registrar/api/api_metrics.h"
 #include "registrar/binding/binding_admin.h"
 #include "registrar/api/api_rate_limiter.h"
 #include "registrar/binding/target_policy.h"
@@ -67,6 +68,7 @@ struct ApiOptions {
   Millis test_push_timeout = 10 * kSecond;
   const TargetPolicy* target_policy = nullptr;  // nullptr: every target allowed
   ApiRateLimiter::Limits rate;                  // per API key
+  prometheus::Registry* registry = nullptr;     // registrar_api_requests_total; none: not counted
 };
 
 // The HTTP API of PRODUCT.md: bindings, health, readiness, metrics.
@@ -156,6 +158,8 @@ class RegistrarApi {
   std::atomic<bool> rotating_{false};
   TestPushWaiters* test_pushes_ = nullptr;
   ApiRateLimiter limiter_;
+  // Shared with the responders, which may run after this object is gone.
+  std::shared_ptr<ApiMetrics> api_metrics_;
 };
 
 }  // namespace sipwake::registrar

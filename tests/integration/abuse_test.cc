@@ -461,6 +461,12 @@ TEST_CASE("an API request flood gets 429 for the flooding key while the other ke
   // Health and metrics are not keyed: never limited.
   HttpClient probe("127.0.0.1", registrar.apiPort());
   CHECK(probe.request("GET", "/healthz").status == 200);
+  // Operators see the flood: every answer counted by route and status.
+  // (prometheus-cpp writes the labels in name order: code, route.)
+  const std::string route = R"(,route="GET /v1/bindings/{id}")";
+  CHECK(registrar.metric("registrar_api_requests_total", R"(code="429")" + route) == limited);
+  CHECK(registrar.metric("registrar_api_requests_total", R"(code="404")" + route) == ok + other_served);
+  CHECK(registrar.metric("registrar_api_requests_total", R"(code="200",route="GET /healthz")") >= 1);
 }
 
 TEST_CASE("another tenant's binding is indistinguishable from an unknown one", "[abuse][api]") {

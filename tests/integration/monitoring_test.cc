@@ -62,7 +62,8 @@ const std::set<std::string> kExportedMetrics = {"registrar_bindings",
                                                 "pushgw_redis_up",
                                                 "pushgw_redis_errors_total",
                                                 "pushgw_provider_credential_expiry_timestamp_seconds",
-                                                "pushgw_provider_credential_refresh_failures_total"};
+                                                "pushgw_provider_credential_refresh_failures_total",
+                                                "registrar_api_requests_total"};
 
 void requireTool(const std::string& path) {
   INFO(path << " is missing: run deploy/install-deps.sh (Debian package prometheus)");
@@ -315,6 +316,7 @@ TEST_CASE("a real Prometheus scraping the services has every metric the dashboar
         {R"(count(pushgw_provider_credential_expiry_timestamp_seconds{provider="fcm", app="example-project"} - time() > 3000))",
          1},
         {R"(sum(pushgw_provider_credential_refresh_failures_total))", 0},
+        {R"(sum(registrar_api_requests_total{route="PUT /v1/bindings/{id}", code="201"}))", 1},
     };
     for (const auto& [expr, value] : expected) {
       json answer;
