@@ -3,10 +3,19 @@
 #include <pthread.h>
 
 #include <chrono>
+#include <iterator>
 
 #include "common/log/logger.h"
 
 namespace sipwake::registrar {
+namespace {
+
+// Trace entries held while Redis is away, up to this bound (later ones are
+// dropped): a trace is a diagnostic, not state, but how an outage began is
+// what support will ask about.
+constexpr std::size_t kMaxPendingTraces = 20000;
+
+}  // namespace
 
 StoreWorker::StoreWorker(Options options)
     : options_(std::move(options)),
@@ -89,8 +98,6 @@ void StoreWorker::onExpiring(const std::string& key, std::uint64_t generation, M
 }
 
 void StoreWorker::trace(const std::string& binding_key, SipTraceEntry entry) {
-  // Bounded while Redis is away: a trace is a diagnostic, not state.
-  constexpr std::size_t kMaxPendingTraces = 20000;
   if (!options_.trace.enabled) return;
   std::lock_guard lock(mutex_);
   if (pending_traces_.size() >= kMaxPendingTraces) return;
@@ -158,7 +165,12 @@ void StoreWorker::flushTraces() {
   try {
     store_.appendTraces(lines, options_.trace);
   } catch (const std::exception&) {
-    // Lost with Redis: a trace is a diagnostic, the binding state is what must survive.
+    // Kept for the next flush, before what came meanwhile, up to the bound.
+    std::lock_guard lock(mutex_);
+    traces.insert(traces.end(), std::make_move_iterator(pending_traces_.begin()),
+                  std::make_move_iterator(pending_traces_.end()));
+    if (traces.size() > kMaxPendingTraces) traces.erase(traces.begin() + kMaxPendingTraces, traces.end());
+    pending_traces_.swap(traces);
   }
 }
 
