@@ -126,7 +126,11 @@ void BindingRouter::forwardTo(BindingStore& store, const std::string& peer, json
     listeners = store.connection().command({"PUBLISH", outcomeChannel(peer), message.dump()}).integer();
   } catch (const redis::RedisUnavailable&) {
   }
-  if (listeners == 0) complete(id, false);  // the peer is gone
+  // The peer is gone. Not on Redis Cluster: there PUBLISH counts only the
+  // subscribers of the node that took it (the message reaches the others
+  // over the cluster bus), so a live peer may count 0; its silence then
+  // ends the wait after reply_timeout.
+  if (listeners == 0 && !store.connection().url().viaCluster()) complete(id, false);
 }
 
 bool BindingRouter::onMessage(const json& m) {
