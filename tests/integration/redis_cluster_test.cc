@@ -1,0 +1,180 @@
+// Registrar and pushgw on a real 3-primary Redis Cluster (redis-cluster://):
+// bindings whose keys live on different nodes register at Kamailio, ring
+// and push; the admin API lists them from every node and leases work; then
+// a binding's slot moves to another node while the services run (once at
+// rest, MOVED; once half-way, ASK) and the binding keeps working.
+
+#include <map>
+#include <set>
+
+#include <catch2/catch.hpp>
+
+#include "tests/support/kamailio_pbx.h"
+#include "tests/support/push_mocks.h"
+#include "tests/support/pushgw_process.h"
+#include "tests/support/redis_cluster.h"
+#include "tests/support/registrar_process.h"
+#include "tests/support/sip_test_ua.h"
+
+using namespace sipwake::testing;
+using nlohmann::json;
+
+namespace {
+
+std::string bindingKey(const std::string& id) { return "sipwake:binding:{acme/" + id + "}"; }
+
+// A 64-hex-digit APNs token per binding.
+std::string tokenFor(int n) {
+  std::string hex = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9";
+  return hex + std::to_string(n % 10);
+}
+
+json apnsDevice(const std::string& token) {
+  return json::array({{{"id", "iphone"}, {"provider", "apns"}, {"token", token}, {"app", "com.example.talk"}}});
+}
+
+struct ClusterScenario {
+  ClusterScenario()
+      : registrar(cluster.url(), {{"REGISTRAR_CALL_DEVICE_ACK_TIMEOUT", "4s"},
+                                  {"REGISTRAR_CALL_DEVICE_CONNECT_TIMEOUT", "3s"}}),
+        pushgw(cluster.url(), push.apps_file, "pushgw-1") {}
+
+  void bind(const std::string& id, const std::string& user, const std::string& token) {
+    json body = bindingBody(user, pbx.port(), "udp");
+    body["devices"] = apnsDevice(token);
+    auto reply = registrar.put(id, body);
+    INFO(reply.body);
+    REQUIRE(reply.status / 100 == 2);
+  }
+  // Calls `user` through Kamailio; true once the caller got the 180 that
+  // says the push went out and the APNs mock got the push for `token`.
+  bool callPushes(const std::string& user, const std::string& token) {
+    std::size_t before = push.apns->pushesFor(token).size();
+    int call = caller.invite("sip:" + user + "@127.0.0.1",
+                             "sip:127.0.0.1:" + std::to_string(pbx.port()) + ";transport=udp",
+                             "sip:alice@127.0.0.1", "Alice",
+                             "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                             "m=audio 40000 RTP/AVP 0\r\n");
+    bool rang = caller.waitForPushStatus(call, "Push-Notification-Sent", 8000);
+    bool pushed = waitUntil([&] { return push.apns->pushesFor(token).size() > before; }, 5000);
+    caller.cancel(call);
+    return rang && pushed;
+  }
+  std::set<std::string> listed() {
+    std::set<std::string> out;
+    std::string cursor = "0";
+    for (int page = 0; page < 50; ++page) {
+      auto reply = registrar.admin("GET", "/v1/admin/bindings?limit=1&cursor=" + cursor);
+      if (reply.status != 200) {
+        out.insert("HTTP " + std::to_string(reply.status));
+        break;
+      }
+      json body = json::parse(reply.body);
+      for (const auto& b : body["bindings"]) out.insert(b.value("tenant", "") + "/" + b.value("id", ""));
+      if (body["next_cursor"].is_null()) break;
+      cursor = body["next_cursor"].get<std::string>();
+    }
+    return out;
+  }
+  // The primary serving `id`'s binding hash now, and that the hash is there.
+  uint16_t nodeOf(const std::string& id) {
+    return cluster.ownerOf(cluster.slotOf(bindingKey(id)));
+  }
+  uint16_t otherPrimary(uint16_t port) {
+    for (uint16_t p : cluster.primaryPorts()) {
+      if (p != port) return p;
+    }
+    return 0;
+  }
+
+  RedisCluster cluster;
+  KamailioPbx pbx;
+  PushTestSetup push;
+  RegistrarProcess registrar;
+  PushgwProcess pushgw;
+  SipTestUa caller;
+};
+
+}  // namespace
+
+TEST_CASE("on Redis Cluster bindings on every node register, ring, push, list and move between nodes",
+          "[redis-cluster]") {
+  ClusterScenario s;
+
+  // One binding per primary: their hashes live on three nodes.
+  std::map<uint16_t, std::string> id_on;
+  for (int i = 0; id_on.size() < 3 && i < 300; ++i) {
+    std::string id = "phone" + std::to_string(i);
+    id_on.emplace(s.nodeOf(id), id);
+  }
+  REQUIRE(id_on.size() == 3);
+  std::map<std::string, std::string> user_of, token_of;
+  int n = 0;
+  for (const auto& [port, id] : id_on) {
+    user_of[id] = std::to_string(2000 + n);
+    token_of[id] = tokenFor(n++);
+    s.bind(id, user_of[id], token_of[id]);
+  }
+  for (const auto& [port, id] : id_on) {
+    CAPTURE(id, port);
+    REQUIRE(s.registrar.waitForState(id, "registered", 15000));
+    CHECK(s.cluster.client(port).hgetall(bindingKey(id)).at("state") == "registered");
+    CHECK(s.pbx.contacts(user_of[id]).size() == 1);
+  }
+
+  // A call to each rings and pushes.
+  for (const auto& [port, id] : id_on) {
+    CAPTURE(id);
+    CHECK(s.callPushes(user_of[id], token_of[id]));
+  }
+
+  // The admin listing pages through every node; the lease round works.
+  std::set<std::string> expected;
+  for (const auto& [port, id] : id_on) expected.insert("acme/" + id);
+  CHECK(s.listed() == expected);
+  json instances = json::parse(s.registrar.admin("GET", "/v1/admin/instances").body, nullptr, false);
+  REQUIRE(instances["instances"].size() == 1);
+  CHECK(instances["instances"][0]["leases"].get<int>() > 0);
+  CHECK(s.registrar.metric("registrar_shard_leases") > 0);
+
+  // MOVED: the first binding's slot moves to another primary at rest.
+  auto it = id_on.begin();
+  const std::string moved = it->second;
+  uint16_t to = s.otherPrimary(it->first);
+  int slot = s.cluster.slotOf(bindingKey(moved));
+  s.cluster.moveSlot(slot, to);
+  REQUIRE(s.cluster.ownerOf(slot) == to);
+  const std::string new_token = tokenFor(7);
+  s.bind(moved, user_of[moved], new_token);  // an update: the PUT script at the new node
+  CHECK(s.cluster.client(to).hgetall(bindingKey(moved)).at("devices").find(new_token) != std::string::npos);
+  CHECK(s.registrar.binding(moved)["state"] == "registered");
+  CHECK(s.callPushes(user_of[moved], new_token));  // fan-out script and stream after the move
+
+  // ASK: the second binding's slot half-way through a migration: its hash
+  // already at the target, its trace and call keys still at the source.
+  ++it;
+  const std::string asked = it->second;
+  uint16_t from = it->first;
+  to = s.otherPrimary(from);
+  slot = s.cluster.slotOf(bindingKey(asked));
+  s.cluster.beginMove(slot, to);
+  s.cluster.migrateKey(slot, bindingKey(asked), to);
+  CHECK_FALSE(s.cluster.client(from).exists(bindingKey(asked)));
+  const std::string asked_token = tokenFor(8);
+  s.bind(asked, user_of[asked], asked_token);  // ASK at the source, ASKING + the script at the target
+  s.cluster.client(to).command({"ASKING"});  // or the importing node answers MOVED
+  CHECK(s.cluster.client(to).hgetall(bindingKey(asked)).at("devices").find(asked_token) != std::string::npos);
+  CHECK(s.registrar.binding(asked)["state"] == "registered");  // a read: ASK too
+  s.cluster.finishMove(slot, to);
+  CHECK(s.callPushes(user_of[asked], asked_token));
+  CHECK(s.listed() == expected);
+
+  // DELETE through the API on a moved binding and on one that never moved.
+  CHECK(s.registrar.del(moved).status / 100 == 2);
+  CHECK(s.registrar.del(id_on.rbegin()->second).status / 100 == 2);
+  CHECK(waitUntil([&] { return s.pbx.contacts(user_of[moved]).empty(); }, 10000));
+  CHECK_FALSE(s.cluster.client(s.nodeOf(moved)).exists(bindingKey(moved)));
+  expected.erase("acme/" + moved);
+  expected.erase("acme/" + id_on.rbegin()->second);
+  CHECK(s.listed() == expected);
+}
