@@ -4,6 +4,7 @@
 // a binding's slot moves to another node while the services run (once at
 // rest, MOVED; once half-way, ASK) and the binding keeps working.
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -177,4 +178,66 @@ TEST_CASE("on Redis Cluster bindings on every node register, ring, push, list an
   expected.erase("acme/" + moved);
   expected.erase("acme/" + id_on.rbegin()->second);
   CHECK(s.listed() == expected);
+}
+
+TEST_CASE("on Redis Cluster a primary's failover to its replica: bindings, pushes and outcomes carry on",
+          "[redis-cluster]") {
+  RedisCluster cluster({3, 1});
+  KamailioPbx pbx;
+  PushTestSetup push;
+  RegistrarProcess registrar(cluster.url(), {{"REGISTRAR_CALL_DEVICE_ACK_TIMEOUT", "4s"},
+                                             {"REGISTRAR_CALL_DEVICE_CONNECT_TIMEOUT", "3s"}});
+  PushgwProcess pushgw(cluster.url(), push.apps_file, "pushgw-1");
+  SipTestUa caller;
+
+  // The first seed is where the registrar's outcome subscription sits; make
+  // it a primary that also holds the binding, and kill it.
+  const uint16_t seed = cluster.ports()[0];
+  auto primaries = cluster.primaryPorts();
+  REQUIRE(std::find(primaries.begin(), primaries.end(), seed) != primaries.end());
+  std::string id;
+  for (int i = 0; id.empty() && i < 300; ++i) {
+    std::string candidate = "phone" + std::to_string(i);
+    if (cluster.ownerOf(cluster.slotOf(bindingKey(candidate))) == seed) id = candidate;
+  }
+  REQUIRE_FALSE(id.empty());
+  const std::string token = tokenFor(3);
+  json body = bindingBody("3000", pbx.port(), "udp");
+  body["devices"] = apnsDevice(token);
+  REQUIRE(registrar.put(id, body).status / 100 == 2);
+  REQUIRE(registrar.waitForState(id, "registered", 15000));
+  // Its replica has the binding before the primary dies.
+  REQUIRE(cluster.client(seed).command({"WAIT", "1", "2000"}).integer == 1);
+
+  cluster.kill9(seed);
+  REQUIRE(waitUntil([&] { return cluster.ownerOf(cluster.slotOf(bindingKey(id))) != seed; }, 20000, 200));
+  REQUIRE(cluster.waitHealthy(20000));
+
+  // A call still rings with the push sent: the fan-out at the new primary,
+  // pushgw's stream, and the outcome through a subscription that moved to
+  // the next seed.
+  auto callPushes = [&] {
+    std::size_t before = push.apns->pushesFor(token).size();
+    int call = caller.invite("sip:3000@127.0.0.1", "sip:127.0.0.1:" + std::to_string(pbx.port()) + ";transport=udp",
+                             "sip:alice@127.0.0.1", "Alice",
+                             "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                             "m=audio 40000 RTP/AVP 0\r\n");
+    bool rang = caller.waitForPushStatus(call, "Push-Notification-Sent", 8000);
+    bool pushed = waitUntil([&] { return push.apns->pushesFor(token).size() > before; }, 5000);
+    caller.cancel(call);
+    return rang && pushed;
+  };
+  // The services may still be finding the new primary: a first call can
+  // fail while they do (503 / no push), a later one must not.
+  bool worked = false;
+  int calls = 0;
+  while (calls < 5 && !worked) {
+    ++calls;
+    worked = callPushes();
+  }
+  CHECK(worked);
+  WARN("calls until one pushed after the failover: " << calls);
+  body["devices"] = apnsDevice(tokenFor(4));
+  CHECK(registrar.put(id, body).status / 100 == 2);
+  CHECK(registrar.binding(id)["state"] == "registered");
 }
