@@ -10,6 +10,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "common/crypto/random.h"
+#include "common/util/encoding.h"
 #include "tests/support/kamailio_pbx.h"
 #include "tests/support/push_mocks.h"
 #include "tests/support/pushgw_process.h"
@@ -240,4 +242,61 @@ TEST_CASE("on Redis Cluster a primary's failover to its replica: bindings, pushe
   body["devices"] = apnsDevice(tokenFor(4));
   CHECK(registrar.put(id, body).status / 100 == 2);
   CHECK(registrar.binding(id)["state"] == "registered");
+}
+
+TEST_CASE("on Redis Cluster two registrar instances share the shards and forward a DELETE to the owner",
+          "[redis-cluster]") {
+  RedisCluster cluster;
+  KamailioPbx pbx;
+  TempDir keys("sipwake-keys");
+  // Every instance opens every binding's credentials: one key file for both.
+  writeFile(keys.file("credential_keys"), "k1 " + sipwake::base64Encode(sipwake::crypto::randomBytes(32)) + "\n");
+  runCommand("chmod 600 " + shellQuote(keys.file("credential_keys")));
+  std::vector<std::unique_ptr<RegistrarProcess>> r;
+  for (int i = 1; i <= 2; ++i) {
+    r.push_back(std::make_unique<RegistrarProcess>(
+        cluster.url(), RegistrarProcess::Env{{"REGISTRAR_INSTANCE", "r" + std::to_string(i)},
+                                             {"REGISTRAR_LEASE_TTL", "3s"},
+                                             {"REGISTRAR_CREDENTIAL_KEYS_FILE", keys.file("credential_keys")}}));
+  }
+  // The lease round (keys under {ownership}) splits the shards between both.
+  REQUIRE(waitUntil([&] { return r[0]->metric("registrar_shard_leases") > 0 && r[1]->metric("registrar_shard_leases") > 0; },
+                    15000, 200));
+  json instances = json::parse(r[0]->admin("GET", "/v1/admin/instances").body, nullptr, false);
+  CHECK(instances["instances"].size() == 2);
+
+  for (int i = 0; i < 8; ++i) {
+    json body = bindingBody(std::to_string(4000 + i), pbx.port(), "udp");
+    body["devices"] = apnsDevice(tokenFor(i));
+    REQUIRE(r[0]->put("multi" + std::to_string(i), body).status / 100 == 2);
+  }
+  std::map<std::string, int> owned_by;
+  for (int i = 0; i < 8; ++i) {
+    std::string id = "multi" + std::to_string(i);
+    REQUIRE(r[0]->waitForState(id, "registered", 15000));
+    ++owned_by[r[0]->binding(id).value("owner", "")];
+  }
+  CHECK(owned_by.size() == 2);  // each instance registers some
+
+  // A DELETE through the instance that does not own the binding: forwarded
+  // over pub/sub (PUBLISH counts only one node's subscribers here), answered
+  // by the owner, which un-registers it at the PBX.
+  std::string id, user;
+  for (int i = 0; i < 8 && id.empty(); ++i) {
+    std::string candidate = "multi" + std::to_string(i);
+    if (r[0]->binding(candidate).value("owner", "") == "r2") {
+      id = candidate;
+      user = std::to_string(4000 + i);
+    }
+  }
+  REQUIRE_FALSE(id.empty());
+  REQUIRE(pbx.contacts(user).size() == 1);
+  CHECK(r[0]->del(id).status == 204);
+  CHECK(waitUntil([&] {
+    for (const auto& c : pbx.contacts(user)) {
+      if (c.expires != 0) return false;
+    }
+    return true;
+  }, 10000));
+  CHECK(r[0]->get(id).status == 404);
 }
