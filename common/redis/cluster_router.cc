@@ -7,6 +7,8 @@
 #include <map>
 #include <thread>
 
+#include "common/redis/hiredis_argv.h"
+
 namespace sipwake::redis {
 namespace {
 
@@ -29,15 +31,8 @@ bool parseTarget(std::string_view text, Redirect& out) {
 }
 
 void appendArgv(redisContext* ctx, const std::vector<std::string_view>& argv) {
-  std::vector<const char*> args;
-  std::vector<size_t> lens;
-  args.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (auto a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  redisAppendCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lens.data());
+  HiredisArgv a(argv);
+  redisAppendCommandArgv(ctx, a.count(), a.args.data(), a.lens.data());
 }
 
 // Writes what was appended; false when the connection broke.

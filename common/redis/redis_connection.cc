@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "common/redis/cluster_router.h"
+#include "common/redis/hiredis_argv.h"
 
 namespace sipwake::redis {
 namespace {
@@ -81,14 +82,8 @@ redisContext* open(const std::string& host, int port, Millis connect_timeout, Mi
 }
 
 Reply run(redisContext* ctx, const std::vector<std::string>& argv) {
-  std::vector<const char*> args;
-  std::vector<size_t> lens;
-  for (const auto& a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  return Reply(static_cast<redisReply*>(
-      redisCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lens.data())));
+  HiredisArgv a(argv);
+  return Reply(static_cast<redisReply*>(redisCommandArgv(ctx, a.count(), a.args.data(), a.lens.data())));
 }
 
 }  // namespace
@@ -199,16 +194,8 @@ Reply Connection::command(const std::vector<std::string_view>& argv) {
   if (cluster_) return cluster_->command(argv);
   for (int attempt = 0;; ++attempt) {
     ensureConnected();
-    std::vector<const char*> args;
-    std::vector<size_t> lens;
-    args.reserve(argv.size());
-    lens.reserve(argv.size());
-    for (auto a : argv) {
-      args.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    auto* r = static_cast<redisReply*>(
-        redisCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data()));
+    HiredisArgv a(argv);
+    auto* r = static_cast<redisReply*>(redisCommandArgv(ctx_, a.count(), a.args.data(), a.lens.data()));
     if (r == nullptr) fail("command failed");
     Reply reply(r);
     if (!reply.isError() || !isRoleChangeError(reply.str())) return reply;
@@ -222,14 +209,8 @@ std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::strin
   if (cluster_) return cluster_->pipeline(commands);
   ensureConnected();
   for (const auto& cmd : commands) {
-    std::vector<const char*> args;
-    std::vector<size_t> lens;
-    for (const auto& a : cmd) {
-      args.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    if (redisAppendCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data()) !=
-        REDIS_OK) {
+    HiredisArgv a(cmd);
+    if (redisAppendCommandArgv(ctx_, a.count(), a.args.data(), a.lens.data()) != REDIS_OK) {
       fail("pipeline append failed");
     }
   }
