@@ -18,9 +18,11 @@ std::atomic<std::uint64_t> redirections{0};
 bool parseTarget(std::string_view text, Redirect& out) {
   auto space = text.rfind(' ');
   auto colon = text.rfind(':');
-  if (space == std::string_view::npos || colon == std::string_view::npos || colon < space) return false;
+  if (space == std::string_view::npos || colon == std::string_view::npos || colon < space)
+    return false;
   std::string host(text.substr(space + 1, colon - space - 1));
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   try {
     out.port = std::stoi(std::string(text.substr(colon + 1)));
   } catch (const std::logic_error&) {
@@ -56,7 +58,9 @@ std::vector<std::string_view> views(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-std::uint64_t clusterRedirections() { return redirections.load(); }
+std::uint64_t clusterRedirections() {
+  return redirections.load();
+}
 
 Redirect parseRedirect(const Reply& reply) {
   Redirect out;
@@ -75,7 +79,8 @@ Redirect parseRedirect(const Reply& reply) {
 }
 
 std::string ClusterRouter::Node::name() const {
-  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+         std::to_string(port);
 }
 
 ClusterRouter::ClusterRouter(RedisUrl url, Millis connect_timeout, Millis command_timeout)
@@ -155,8 +160,10 @@ bool ClusterRouter::readSlotsFrom(Node& node) {
 // then every other node known, seeds included.
 void ClusterRouter::refreshSlots() {
   std::vector<std::size_t> order;
-  for (std::size_t i = 0; i < nodes_.size(); ++i) if (nodes_[i].ctx != nullptr) order.push_back(i);
-  for (std::size_t i = 0; i < nodes_.size(); ++i) if (nodes_[i].ctx == nullptr) order.push_back(i);
+  for (std::size_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i].ctx != nullptr) order.push_back(i);
+  for (std::size_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i].ctx == nullptr) order.push_back(i);
   for (std::size_t i : order) {
     if (readSlotsFrom(nodes_[i])) {
       map_stale_ = false;

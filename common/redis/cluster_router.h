@@ -82,7 +82,7 @@ class ClusterRouter {
   RedisUrl url_;
   Millis connect_timeout_;
   Millis command_timeout_;
-  std::vector<Node> nodes_;  // never shrinks: indexes stay valid
+  std::vector<Node> nodes_;                    // never shrinks: indexes stay valid
   std::array<int, kClusterSlots> slot_owner_;  // index in nodes_, -1: unknown
   bool map_stale_ = true;
 };

@@ -10,12 +10,14 @@ namespace {
 
 bool equalsIgnoringCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::toupper(static_cast<unsigned char>(x)) == std::toupper(static_cast<unsigned char>(y));
+           return std::toupper(static_cast<unsigned char>(x)) ==
+                  std::toupper(static_cast<unsigned char>(y));
          });
 }
 
 bool isOneOf(std::string_view name, std::initializer_list<std::string_view> names) {
-  return std::any_of(names.begin(), names.end(), [&](std::string_view n) { return equalsIgnoringCase(name, n); });
+  return std::any_of(names.begin(), names.end(),
+                     [&](std::string_view n) { return equalsIgnoringCase(name, n); });
 }
 
 // EVAL script numkeys key...: the first key when numkeys > 0.
@@ -72,9 +74,10 @@ std::optional<std::size_t> commandKeyIndex(const std::vector<std::string_view>& 
     if (argv.size() < 3) return std::nullopt;
     return 2;
   }
-  if (isOneOf(name, {"PING", "TIME", "ECHO", "PUBLISH", "SUBSCRIBE", "PSUBSCRIBE", "PUBSUB", "SCRIPT",
-                     "FUNCTION", "ROLE", "INFO", "CLUSTER", "AUTH", "HELLO", "CLIENT", "CONFIG",
-                     "COMMAND", "DBSIZE", "SCAN", "ASKING", "READONLY", "SELECT", "WAIT"})) {
+  if (isOneOf(name, {"PING",   "TIME",   "ECHO",     "PUBLISH", "SUBSCRIBE", "PSUBSCRIBE",
+                     "PUBSUB", "SCRIPT", "FUNCTION", "ROLE",    "INFO",      "CLUSTER",
+                     "AUTH",   "HELLO",  "CLIENT",   "CONFIG",  "COMMAND",   "DBSIZE",
+                     "SCAN",   "ASKING", "READONLY", "SELECT",  "WAIT"})) {
     return std::nullopt;
   }
   return 1;

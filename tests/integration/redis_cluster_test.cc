@@ -24,7 +24,9 @@ using nlohmann::json;
 
 namespace {
 
-std::string bindingKey(const std::string& id) { return "sipwake:binding:{acme/" + id + "}"; }
+std::string bindingKey(const std::string& id) {
+  return "sipwake:binding:{acme/" + id + "}";
+}
 
 // A 64-hex-digit APNs token per binding.
 std::string tokenFor(int n) {
@@ -33,7 +35,8 @@ std::string tokenFor(int n) {
 }
 
 json apnsDevice(const std::string& token) {
-  return json::array({{{"id", "iphone"}, {"provider", "apns"}, {"token", token}, {"app", "com.example.talk"}}});
+  return json::array(
+      {{{"id", "iphone"}, {"provider", "apns"}, {"token", token}, {"app", "com.example.talk"}}});
 }
 
 struct ClusterScenario {
@@ -53,11 +56,12 @@ struct ClusterScenario {
   // says the push went out and the APNs mock got the push for `token`.
   bool callPushes(const std::string& user, const std::string& token) {
     std::size_t before = push.apns->pushesFor(token).size();
-    int call = caller.invite("sip:" + user + "@127.0.0.1",
-                             "sip:127.0.0.1:" + std::to_string(pbx.port()) + ";transport=udp",
-                             "sip:alice@127.0.0.1", "Alice",
-                             "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                             "m=audio 40000 RTP/AVP 0\r\n");
+    int call =
+        caller.invite("sip:" + user + "@127.0.0.1",
+                      "sip:127.0.0.1:" + std::to_string(pbx.port()) + ";transport=udp",
+                      "sip:alice@127.0.0.1", "Alice",
+                      "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                      "m=audio 40000 RTP/AVP 0\r\n");
     bool rang = caller.waitForPushStatus(call, "Push-Notification-Sent", 8000);
     bool pushed = waitUntil([&] { return push.apns->pushesFor(token).size() > before; }, 5000);
     caller.cancel(call);
@@ -73,16 +77,15 @@ struct ClusterScenario {
         break;
       }
       json body = json::parse(reply.body);
-      for (const auto& b : body["bindings"]) out.insert(b.value("tenant", "") + "/" + b.value("id", ""));
+      for (const auto& b : body["bindings"])
+        out.insert(b.value("tenant", "") + "/" + b.value("id", ""));
       if (body["next_cursor"].is_null()) break;
       cursor = body["next_cursor"].get<std::string>();
     }
     return out;
   }
   // The primary serving `id`'s binding hash now, and that the hash is there.
-  uint16_t nodeOf(const std::string& id) {
-    return cluster.ownerOf(cluster.slotOf(bindingKey(id)));
-  }
+  uint16_t nodeOf(const std::string& id) { return cluster.ownerOf(cluster.slotOf(bindingKey(id))); }
   uint16_t otherPrimary(uint16_t port) {
     for (uint16_t p : cluster.primaryPorts()) {
       if (p != port) return p;
@@ -100,8 +103,9 @@ struct ClusterScenario {
 
 }  // namespace
 
-TEST_CASE("on Redis Cluster bindings on every node register, ring, push, list and move between nodes",
-          "[redis-cluster]") {
+TEST_CASE(
+    "on Redis Cluster bindings on every node register, ring, push, list and move between nodes",
+    "[redis-cluster]") {
   ClusterScenario s;
 
   // One binding per primary: their hashes live on three nodes.
@@ -135,7 +139,8 @@ TEST_CASE("on Redis Cluster bindings on every node register, ring, push, list an
   std::set<std::string> expected;
   for (const auto& [port, id] : id_on) expected.insert("acme/" + id);
   CHECK(s.listed() == expected);
-  json instances = json::parse(s.registrar.admin("GET", "/v1/admin/instances").body, nullptr, false);
+  json instances =
+      json::parse(s.registrar.admin("GET", "/v1/admin/instances").body, nullptr, false);
   REQUIRE(instances["instances"].size() == 1);
   CHECK(instances["instances"][0]["leases"].get<int>() > 0);
   CHECK(s.registrar.metric("registrar_shard_leases") > 0);
@@ -149,7 +154,8 @@ TEST_CASE("on Redis Cluster bindings on every node register, ring, push, list an
   REQUIRE(s.cluster.ownerOf(slot) == to);
   const std::string new_token = tokenFor(7);
   s.bind(moved, user_of[moved], new_token);  // an update: the PUT script at the new node
-  CHECK(s.cluster.client(to).hgetall(bindingKey(moved)).at("devices").find(new_token) != std::string::npos);
+  CHECK(s.cluster.client(to).hgetall(bindingKey(moved)).at("devices").find(new_token) !=
+        std::string::npos);
   CHECK(s.registrar.binding(moved)["state"] == "registered");
   CHECK(s.callPushes(user_of[moved], new_token));  // fan-out script and stream after the move
 
@@ -164,9 +170,11 @@ TEST_CASE("on Redis Cluster bindings on every node register, ring, push, list an
   s.cluster.migrateKey(slot, bindingKey(asked), to);
   CHECK_FALSE(s.cluster.client(from).exists(bindingKey(asked)));
   const std::string asked_token = tokenFor(8);
-  s.bind(asked, user_of[asked], asked_token);  // ASK at the source, ASKING + the script at the target
+  s.bind(asked, user_of[asked],
+         asked_token);                       // ASK at the source, ASKING + the script at the target
   s.cluster.client(to).command({"ASKING"});  // or the importing node answers MOVED
-  CHECK(s.cluster.client(to).hgetall(bindingKey(asked)).at("devices").find(asked_token) != std::string::npos);
+  CHECK(s.cluster.client(to).hgetall(bindingKey(asked)).at("devices").find(asked_token) !=
+        std::string::npos);
   CHECK(s.registrar.binding(asked)["state"] == "registered");  // a read: ASK too
   s.cluster.finishMove(slot, to);
   CHECK(s.callPushes(user_of[asked], asked_token));
@@ -182,8 +190,9 @@ TEST_CASE("on Redis Cluster bindings on every node register, ring, push, list an
   CHECK(s.listed() == expected);
 }
 
-TEST_CASE("on Redis Cluster a primary's failover to its replica: bindings, pushes and outcomes carry on",
-          "[redis-cluster]") {
+TEST_CASE(
+    "on Redis Cluster a primary's failover to its replica: bindings, pushes and outcomes carry on",
+    "[redis-cluster]") {
   RedisCluster cluster({3, 1});
   KamailioPbx pbx;
   PushTestSetup push;
@@ -212,7 +221,8 @@ TEST_CASE("on Redis Cluster a primary's failover to its replica: bindings, pushe
   REQUIRE(cluster.client(seed).command({"WAIT", "1", "2000"}).integer == 1);
 
   cluster.kill9(seed);
-  REQUIRE(waitUntil([&] { return cluster.ownerOf(cluster.slotOf(bindingKey(id))) != seed; }, 20000, 200));
+  REQUIRE(waitUntil([&] { return cluster.ownerOf(cluster.slotOf(bindingKey(id))) != seed; }, 20000,
+                    200));
   REQUIRE(cluster.waitHealthy(20000));
 
   // A call still rings with the push sent: the fan-out at the new primary,
@@ -220,10 +230,11 @@ TEST_CASE("on Redis Cluster a primary's failover to its replica: bindings, pushe
   // the next seed.
   auto callPushes = [&] {
     std::size_t before = push.apns->pushesFor(token).size();
-    int call = caller.invite("sip:3000@127.0.0.1", "sip:127.0.0.1:" + std::to_string(pbx.port()) + ";transport=udp",
-                             "sip:alice@127.0.0.1", "Alice",
-                             "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                             "m=audio 40000 RTP/AVP 0\r\n");
+    int call = caller.invite(
+        "sip:3000@127.0.0.1", "sip:127.0.0.1:" + std::to_string(pbx.port()) + ";transport=udp",
+        "sip:alice@127.0.0.1", "Alice",
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        "m=audio 40000 RTP/AVP 0\r\n");
     bool rang = caller.waitForPushStatus(call, "Push-Notification-Sent", 8000);
     bool pushed = waitUntil([&] { return push.apns->pushesFor(token).size() > before; }, 5000);
     caller.cancel(call);
@@ -244,24 +255,31 @@ TEST_CASE("on Redis Cluster a primary's failover to its replica: bindings, pushe
   CHECK(registrar.binding(id)["state"] == "registered");
 }
 
-TEST_CASE("on Redis Cluster two registrar instances share the shards and forward a DELETE to the owner",
-          "[redis-cluster]") {
+TEST_CASE(
+    "on Redis Cluster two registrar instances share the shards and forward a DELETE to the owner",
+    "[redis-cluster]") {
   RedisCluster cluster;
   KamailioPbx pbx;
   TempDir keys("sipwake-keys");
   // Every instance opens every binding's credentials: one key file for both.
-  writeFile(keys.file("credential_keys"), "k1 " + sipwake::base64Encode(sipwake::crypto::randomBytes(32)) + "\n");
+  writeFile(keys.file("credential_keys"),
+            "k1 " + sipwake::base64Encode(sipwake::crypto::randomBytes(32)) + "\n");
   runCommand("chmod 600 " + shellQuote(keys.file("credential_keys")));
   std::vector<std::unique_ptr<RegistrarProcess>> r;
   for (int i = 1; i <= 2; ++i) {
     r.push_back(std::make_unique<RegistrarProcess>(
-        cluster.url(), RegistrarProcess::Env{{"REGISTRAR_INSTANCE", "r" + std::to_string(i)},
-                                             {"REGISTRAR_LEASE_TTL", "3s"},
-                                             {"REGISTRAR_CREDENTIAL_KEYS_FILE", keys.file("credential_keys")}}));
+        cluster.url(),
+        RegistrarProcess::Env{{"REGISTRAR_INSTANCE", "r" + std::to_string(i)},
+                              {"REGISTRAR_LEASE_TTL", "3s"},
+                              {"REGISTRAR_CREDENTIAL_KEYS_FILE", keys.file("credential_keys")}}));
   }
   // The lease round (keys under {ownership}) splits the shards between both.
-  REQUIRE(waitUntil([&] { return r[0]->metric("registrar_shard_leases") > 0 && r[1]->metric("registrar_shard_leases") > 0; },
-                    15000, 200));
+  REQUIRE(waitUntil(
+      [&] {
+        return r[0]->metric("registrar_shard_leases") > 0 &&
+               r[1]->metric("registrar_shard_leases") > 0;
+      },
+      15000, 200));
   json instances = json::parse(r[0]->admin("GET", "/v1/admin/instances").body, nullptr, false);
   CHECK(instances["instances"].size() == 2);
 
@@ -292,11 +310,13 @@ TEST_CASE("on Redis Cluster two registrar instances share the shards and forward
   REQUIRE_FALSE(id.empty());
   REQUIRE(pbx.contacts(user).size() == 1);
   CHECK(r[0]->del(id).status == 204);
-  CHECK(waitUntil([&] {
-    for (const auto& c : pbx.contacts(user)) {
-      if (c.expires != 0) return false;
-    }
-    return true;
-  }, 10000));
+  CHECK(waitUntil(
+      [&] {
+        for (const auto& c : pbx.contacts(user)) {
+          if (c.expires != 0) return false;
+        }
+        return true;
+      },
+      10000));
   CHECK(r[0]->get(id).status == 404);
 }

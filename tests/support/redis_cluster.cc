@@ -14,7 +14,9 @@ constexpr int kBusOffset = 10000;
 uint16_t clusterPort() {
   for (int attempt = 0; attempt < 200; ++attempt) {
     uint16_t port = freePort();
-    if (port <= 65535 - kBusOffset && canBind(SOCK_STREAM, static_cast<uint16_t>(port + kBusOffset))) return port;
+    if (port <= 65535 - kBusOffset &&
+        canBind(SOCK_STREAM, static_cast<uint16_t>(port + kBusOffset)))
+      return port;
   }
   throw std::runtime_error("no free port pair for a cluster node");
 }
@@ -44,7 +46,8 @@ RedisCluster::RedisCluster(RedisClusterOptions options) : options_(options) {
     create += " 127.0.0.1:" + std::to_string(node->port);
     nodes_.push_back(std::move(node));
   }
-  create += " --cluster-replicas " + std::to_string(options_.replicas_per_primary) + " --cluster-yes";
+  create +=
+      " --cluster-replicas " + std::to_string(options_.replicas_per_primary) + " --cluster-yes";
   int status = 0;
   std::string out = runCommand(create + " 2>&1", &status);
   if (status != 0) throw std::runtime_error("redis-cli --cluster create failed:\n" + out);
@@ -73,18 +76,20 @@ void RedisCluster::startNode(Node& node) {
   };
   // clang-format on
   node.process = std::make_unique<ChildProcess>(argv, node.dir->file("redis.log"));
-  bool up = waitUntil([&] {
-    if (!node.process->running()) return true;
-    try {
-      node.client = std::make_unique<RedisClient>(node.port);
-      return true;
-    } catch (const std::runtime_error&) {
-      return false;
-    }
-  }, 10000);
+  bool up = waitUntil(
+      [&] {
+        if (!node.process->running()) return true;
+        try {
+          node.client = std::make_unique<RedisClient>(node.port);
+          return true;
+        } catch (const std::runtime_error&) {
+          return false;
+        }
+      },
+      10000);
   if (!up || !node.process->running()) {
-    throw std::runtime_error("redis-server (cluster) did not start on port " + std::to_string(node.port) +
-                             "; log:\n" + node.process->readLog());
+    throw std::runtime_error("redis-server (cluster) did not start on port " +
+                             std::to_string(node.port) + "; log:\n" + node.process->readLog());
   }
 }
 
@@ -123,22 +128,26 @@ uint16_t RedisCluster::anyRunningPort() {
 }
 
 bool RedisCluster::waitHealthy(int timeout_ms) {
-  return waitUntil([&] {
-    for (auto& n : nodes_) {
-      if (!n->client) continue;
-      RedisReply info = n->client->command({"CLUSTER", "INFO"});
-      if (field(info.str, "cluster_state") != "ok" || field(info.str, "cluster_slots_assigned") != "16384" ||
-          field(info.str, "cluster_known_nodes") == "1") {
-        return false;
-      }
-      // A replica that has not synced yet could not take over.
-      RedisReply replication = n->client->command({"INFO", "replication"});
-      if (field(replication.str, "role") == "slave" && field(replication.str, "master_link_status") != "up") {
-        return false;
-      }
-    }
-    return true;
-  }, timeout_ms, 100);
+  return waitUntil(
+      [&] {
+        for (auto& n : nodes_) {
+          if (!n->client) continue;
+          RedisReply info = n->client->command({"CLUSTER", "INFO"});
+          if (field(info.str, "cluster_state") != "ok" ||
+              field(info.str, "cluster_slots_assigned") != "16384" ||
+              field(info.str, "cluster_known_nodes") == "1") {
+            return false;
+          }
+          // A replica that has not synced yet could not take over.
+          RedisReply replication = n->client->command({"INFO", "replication"});
+          if (field(replication.str, "role") == "slave" &&
+              field(replication.str, "master_link_status") != "up") {
+            return false;
+          }
+        }
+        return true;
+      },
+      timeout_ms, 100);
 }
 
 std::vector<uint16_t> RedisCluster::primaryPorts() {
@@ -191,7 +200,8 @@ void RedisCluster::finishMove(int slot, uint16_t to) {
   while (true) {
     RedisReply keys = client(from).command({"CLUSTER", "GETKEYSINSLOT", s, "100"});
     if (keys.elements.empty()) break;
-    std::vector<std::string> argv{"MIGRATE", "127.0.0.1", std::to_string(to), "", "0", "5000", "KEYS"};
+    std::vector<std::string> argv{"MIGRATE", "127.0.0.1", std::to_string(to), "", "0",
+                                  "5000",    "KEYS"};
     for (const auto& k : keys.elements) argv.push_back(k.str);
     RedisReply r = client(from).command(argv);
     if (r.isError()) throw std::runtime_error("MIGRATE failed: " + r.str);
@@ -201,7 +211,8 @@ void RedisCluster::finishMove(int slot, uint16_t to) {
   client(to).command({"CLUSTER", "SETSLOT", s, "NODE", id});
   client(from).command({"CLUSTER", "SETSLOT", s, "NODE", id});
   for (auto& n : nodes_) {
-    if (n->client && n->port != to && n->port != from) n->client->command({"CLUSTER", "SETSLOT", s, "NODE", id});
+    if (n->client && n->port != to && n->port != from)
+      n->client->command({"CLUSTER", "SETSLOT", s, "NODE", id});
   }
 }
 

@@ -19,7 +19,9 @@ using sipwake::testing::RedisCluster;
 
 namespace {
 
-std::string key(int i) { return "sipwake:test:{k" + std::to_string(i) + "}"; }
+std::string key(int i) {
+  return "sipwake:test:{k" + std::to_string(i) + "}";
+}
 
 // Every key on the node serving its slot, and which nodes hold them.
 std::set<uint16_t> checkPlaced(RedisCluster& cluster, int count) {
@@ -35,7 +37,8 @@ std::set<uint16_t> checkPlaced(RedisCluster& cluster, int count) {
 
 }  // namespace
 
-TEST_CASE("redis cluster: commands, pipelines and scripts go to the key's node", "[redis-cluster]") {
+TEST_CASE("redis cluster: commands, pipelines and scripts go to the key's node",
+          "[redis-cluster]") {
   RedisCluster cluster;
   Connection redis(parseRedisUrl(cluster.url()));
   for (int i = 0; i < 30; ++i) {
@@ -56,7 +59,8 @@ TEST_CASE("redis cluster: commands, pipelines and scripts go to the key's node",
   // Scripts: EVALSHA falls back to EVAL on a node that never saw the script;
   // loadScript puts it on every primary for pipelined EVALSHA.
   sipwake::redis::Script get{"return redis.call('GET', KEYS[1])", {}};
-  for (int i = 0; i < 30; ++i) CHECK(redis.eval(get, {key(i)}, {}).str() == "v" + std::to_string(i));
+  for (int i = 0; i < 30; ++i)
+    CHECK(redis.eval(get, {key(i)}, {}).str() == "v" + std::to_string(i));
   sipwake::redis::Script strlen{"return redis.call('STRLEN', KEYS[1])", {}};
   redis.loadScript(strlen);
   std::vector<std::vector<std::string>> evals;
@@ -78,7 +82,8 @@ TEST_CASE("redis cluster: a moved slot is followed (MOVED), a migrating one too 
   int slot = cluster.slotOf(key(0));
   uint16_t from = cluster.ownerOf(slot);
   uint16_t to = 0;
-  for (uint16_t p : cluster.primaryPorts()) if (p != from) to = p;
+  for (uint16_t p : cluster.primaryPorts())
+    if (p != from) to = p;
   auto before = sipwake::redis::clusterRedirections();
   cluster.moveSlot(slot, to);
   CHECK(cluster.ownerOf(slot) == to);
@@ -90,13 +95,14 @@ TEST_CASE("redis cluster: a moved slot is followed (MOVED), a migrating one too 
   // ASK: key(1)'s slot is migrating; one key moved, one not yet.
   slot = cluster.slotOf(key(1));
   from = cluster.ownerOf(slot);
-  for (uint16_t p : cluster.primaryPorts()) if (p != from) to = p;
+  for (uint16_t p : cluster.primaryPorts())
+    if (p != from) to = p;
   std::string stays = "sipwake:test:{k1}:stays", moves = key(1);
   redis.command({"SET", stays, "here"});
   cluster.beginMove(slot, to);
   cluster.migrateKey(slot, moves, to);
   before = sipwake::redis::clusterRedirections();
-  CHECK(redis.command({"GET", moves}).str() == "v1");   // ASK, then ASKING + GET at `to`
+  CHECK(redis.command({"GET", moves}).str() == "v1");    // ASK, then ASKING + GET at `to`
   CHECK(redis.command({"GET", stays}).str() == "here");  // still at `from`
   CHECK(redis.command({"SET", moves, "mid-move"}).str() == "OK");
   cluster.client(to).command({"ASKING"});  // or the importing node answers MOVED
@@ -120,7 +126,8 @@ TEST_CASE("redis cluster: a keyspace scan visits every primary", "[redis-cluster
   std::string cursor = "0";
   bool composite = false;
   for (int step = 0; step < 1000; ++step) {
-    auto page = sipwake::redis::scanKeyspace(redis, cursor, {"MATCH", "sipwake:test:*", "COUNT", "50"});
+    auto page =
+        sipwake::redis::scanKeyspace(redis, cursor, {"MATCH", "sipwake:test:*", "COUNT", "50"});
     seen.insert(page.keys.begin(), page.keys.end());
     composite = composite || page.next_cursor.find('-') != std::string::npos;
     cursor = page.next_cursor;
@@ -138,16 +145,19 @@ TEST_CASE("redis cluster: a killed primary's replica takes over", "[redis-cluste
   int slot = cluster.slotOf(key(0));
   uint16_t dead = cluster.ownerOf(slot);
   // Its replica has the key before the primary dies.
-  CHECK(redis.commandOnNode("127.0.0.1:" + std::to_string(dead), {"WAIT", "1", "1000"}).integer() == 1);
+  CHECK(redis.commandOnNode("127.0.0.1:" + std::to_string(dead), {"WAIT", "1", "1000"}).integer() ==
+        1);
   cluster.kill9(dead);
   // Until a replica is promoted, the slot's commands fail as "Redis down".
-  bool failed_over = sipwake::testing::waitUntil([&] {
-    try {
-      return redis.command({"GET", key(0)}).str() == "v0";
-    } catch (const sipwake::redis::RedisUnavailable&) {
-      return false;
-    }
-  }, 20000, 200);
+  bool failed_over = sipwake::testing::waitUntil(
+      [&] {
+        try {
+          return redis.command({"GET", key(0)}).str() == "v0";
+        } catch (const sipwake::redis::RedisUnavailable&) {
+          return false;
+        }
+      },
+      20000, 200);
   CHECK(failed_over);
   CHECK(cluster.ownerOf(slot) != dead);
   CHECK(redis.command({"SET", key(0), "after-failover"}).str() == "OK");

@@ -39,13 +39,14 @@ TEST_CASE("cluster routing: which argument is the key", "[redis][redis-cluster]"
   CHECK(commandKeyIndex(Argv{"eval", "return 1", "1", "k1"}) == 3u);
   CHECK_FALSE(commandKeyIndex(Argv{"EVAL", "return 1", "0", "a"}));
   CHECK_FALSE(commandKeyIndex(Argv{"EVAL", "return 1", "x", "a"}));
-  CHECK(commandKeyIndex(Argv{"XREADGROUP", "GROUP", "g", "c", "COUNT", "10", "BLOCK", "100", "STREAMS",
-                             "s", ">"}) == 9u);
+  CHECK(commandKeyIndex(Argv{"XREADGROUP", "GROUP", "g", "c", "COUNT", "10", "BLOCK", "100",
+                             "STREAMS", "s", ">"}) == 9u);
   CHECK(commandKeyIndex(Argv{"XREAD", "streams", "s", "0"}) == 2u);
   CHECK_FALSE(commandKeyIndex(Argv{"XREAD", "COUNT", "1"}));
   CHECK(commandKeyIndex(Argv{"XGROUP", "CREATE", "s", "g", "0", "MKSTREAM"}) == 2u);
   CHECK(commandKeyIndex(Argv{"XINFO", "GROUPS", "s"}) == 2u);
-  for (const char* keyless : {"PING", "TIME", "PUBLISH", "SCRIPT", "ROLE", "INFO", "CLUSTER", "scan"}) {
+  for (const char* keyless :
+       {"PING", "TIME", "PUBLISH", "SCRIPT", "ROLE", "INFO", "CLUSTER", "scan"}) {
     CAPTURE(keyless);
     CHECK_FALSE(commandKeyIndex(Argv{keyless, "x", "y"}));
   }
