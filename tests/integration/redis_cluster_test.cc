@@ -193,7 +193,7 @@ TEST_CASE(
 TEST_CASE(
     "on Redis Cluster a primary's failover to its replica: bindings, pushes and outcomes carry on",
     "[redis-cluster]") {
-  RedisCluster cluster({3, 1});
+  RedisCluster cluster({3, 1, ""});
   KamailioPbx pbx;
   PushTestSetup push;
   RegistrarProcess registrar(cluster.url(), {{"REGISTRAR_CALL_DEVICE_ACK_TIMEOUT", "4s"},

@@ -39,7 +39,8 @@ struct RedisCluster::Node {
 
 RedisCluster::RedisCluster(RedisClusterOptions options) : options_(options) {
   int count = options_.primaries * (1 + options_.replicas_per_primary);
-  std::string create = "redis-cli --cluster create";
+  std::string create = "redis-cli --no-auth-warning --cluster create";
+  if (!options_.password.empty()) create += " -a " + shellQuote(options_.password);
   for (int i = 0; i < count; ++i) {
     auto node = std::make_unique<Node>();
     startOnFreePorts([&] { node->port = clusterPort(); }, [&] { startNode(*node); });
@@ -75,12 +76,17 @@ void RedisCluster::startNode(Node& node) {
       "--logfile", "",
   };
   // clang-format on
+  if (!options_.password.empty()) {
+    argv.insert(argv.end(),
+                {"--requirepass", options_.password, "--masterauth", options_.password});
+  }
   node.process = std::make_unique<ChildProcess>(argv, node.dir->file("redis.log"));
   bool up = waitUntil(
       [&] {
         if (!node.process->running()) return true;
         try {
           node.client = std::make_unique<RedisClient>(node.port);
+          if (!options_.password.empty()) node.client->command({"AUTH", options_.password});
           return true;
         } catch (const std::runtime_error&) {
           return false;
@@ -95,6 +101,7 @@ void RedisCluster::startNode(Node& node) {
 
 std::string RedisCluster::url() const {
   std::string url = "redis-cluster://";
+  if (!options_.password.empty()) url += ":" + options_.password + "@";
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
     url += (i ? ",127.0.0.1:" : "127.0.0.1:") + std::to_string(nodes_[i]->port);
   }

@@ -16,6 +16,9 @@ namespace sipwake::testing {
 struct RedisClusterOptions {
   int primaries = 3;
   int replicas_per_primary = 0;
+  // requirepass and masterauth on every node when not empty; url() and
+  // client() then authenticate.
+  std::string password;
 };
 
 // Nodes on freePort()s whose cluster bus port (port + 10000) is free too,
@@ -28,7 +31,7 @@ class RedisCluster {
   RedisCluster(const RedisCluster&) = delete;
   RedisCluster& operator=(const RedisCluster&) = delete;
 
-  // redis-cluster://127.0.0.1:p1,127.0.0.1:p2,... (every node a seed).
+  // redis-cluster://[:password@]127.0.0.1:p1,127.0.0.1:p2,... (every node a seed).
   std::string url() const;
   std::vector<uint16_t> ports() const;
   // The primaries now, by port.

@@ -139,7 +139,7 @@ TEST_CASE("redis cluster: a keyspace scan visits every primary", "[redis-cluster
 }
 
 TEST_CASE("redis cluster: a killed primary's replica takes over", "[redis-cluster]") {
-  RedisCluster cluster({3, 1});
+  RedisCluster cluster({3, 1, ""});
   Connection redis(parseRedisUrl(cluster.url()));
   for (int i = 0; i < 30; ++i) redis.command({"SET", key(i), "v" + std::to_string(i)});
   int slot = cluster.slotOf(key(0));
@@ -161,4 +161,25 @@ TEST_CASE("redis cluster: a killed primary's replica takes over", "[redis-cluste
   CHECK(failed_over);
   CHECK(cluster.ownerOf(slot) != dead);
   CHECK(redis.command({"SET", key(0), "after-failover"}).str() == "OK");
+}
+
+TEST_CASE(
+    "redis cluster: every node's connection authenticates; a wrong password says so, "
+    "without the password",
+    "[redis-cluster]") {
+  RedisCluster cluster({3, 0, "cluster-Secret-77"});
+  Connection redis(parseRedisUrl(cluster.url()));
+  for (int i = 0; i < 30; ++i) redis.command({"SET", key(i), "v" + std::to_string(i)});
+  CHECK(checkPlaced(cluster, 30).size() == 3);
+
+  std::string url = cluster.url();
+  url.replace(url.find("cluster-Secret-77"), 17, "not-the-Secret-1");
+  Connection wrong(parseRedisUrl(url));
+  try {
+    wrong.command({"GET", key(0)});
+    FAIL("a wrong password was accepted");
+  } catch (const sipwake::redis::RedisUnavailable& e) {
+    CHECK(std::string(e.what()).find("rejected our credentials") != std::string::npos);
+    CHECK(std::string(e.what()).find("Secret") == std::string::npos);
+  }
 }
