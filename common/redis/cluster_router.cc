@@ -266,15 +266,18 @@ std::vector<Reply> ClusterRouter::pipeline(const std::vector<std::vector<std::st
   }
   std::vector<std::size_t> alone;  // run one by one, with redirections
   std::vector<int> sent;
+  // Every connection first: opening one may throw (credentials refused),
+  // which must not leave commands appended to another.
   for (auto& [target, indexes] : by_node) {
-    Node& node = nodes_[target];
-    if (contextOf(node) == nullptr) {
+    if (contextOf(nodes_[target]) == nullptr) {
       map_stale_ = true;  // nothing sent there: safe to run elsewhere
       alone.insert(alone.end(), indexes.begin(), indexes.end());
-      continue;
+    } else {
+      sent.push_back(target);
     }
-    for (std::size_t i : indexes) appendArgv(node.ctx, views(commands[i]));
-    sent.push_back(target);
+  }
+  for (int target : sent) {
+    for (std::size_t i : by_node[target]) appendArgv(nodes_[target].ctx, views(commands[i]));
   }
   // Every node's share leaves before any reply is read: one round trip.
   // On a broken node the other nodes' replies are left unread: their

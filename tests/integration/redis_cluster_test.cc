@@ -67,7 +67,19 @@ struct ClusterScenario {
     caller.cancel(call);
     return rang && pushed;
   }
+  // What listed() got, and each node's binding keys, for a failure's report.
+  std::string pages_seen;
+  std::string whereabouts() {
+    std::string out = pages_seen;
+    for (uint16_t port : cluster.primaryPorts()) {
+      out += std::to_string(port) + ":";
+      for (const auto& key : cluster.client(port).keys("sipwake:binding:*")) out += " " + key;
+      out += "\n";
+    }
+    return out;
+  }
   std::set<std::string> listed() {
+    pages_seen.clear();
     std::set<std::string> out;
     std::string cursor = "0";
     for (int page = 0; page < 50; ++page) {
@@ -76,6 +88,7 @@ struct ClusterScenario {
         out.insert("HTTP " + std::to_string(reply.status));
         break;
       }
+      pages_seen += reply.body + "\n";
       json body = json::parse(reply.body);
       for (const auto& b : body["bindings"])
         out.insert(b.value("tenant", "") + "/" + b.value("id", ""));
@@ -187,7 +200,9 @@ TEST_CASE(
   CHECK_FALSE(s.cluster.client(s.nodeOf(moved)).exists(bindingKey(moved)));
   expected.erase("acme/" + moved);
   expected.erase("acme/" + id_on.rbegin()->second);
-  CHECK(s.listed() == expected);
+  auto listed = s.listed();
+  INFO(s.whereabouts());
+  CHECK(listed == expected);
 }
 
 TEST_CASE(

@@ -213,14 +213,37 @@ void RedisCluster::finishMove(int slot, uint16_t to) {
     RedisReply r = client(from).command(argv);
     if (r.isError()) throw std::runtime_error("MIGRATE failed: " + r.str);
   }
-  // The target first, then the source, then the rest (Redis's documented order).
+  // The target's claim must carry the greatest config epoch, or a node
+  // that still believes the source (with a greater epoch) tells the target
+  // to give the slot up, and the target deletes its keys. Redis bumps the
+  // importing node's epoch itself only in some cases; BUMPEPOCH makes sure.
   std::string id = nodeId(to);
+  client(to).command({"CLUSTER", "BUMPEPOCH"});
+  // The target first, then the source, then the rest (Redis's documented order).
   client(to).command({"CLUSTER", "SETSLOT", s, "NODE", id});
   client(from).command({"CLUSTER", "SETSLOT", s, "NODE", id});
   for (auto& n : nodes_) {
-    if (n->client && n->port != to && n->port != from)
+    if (n->client && n->port != to && n->port != from) {
       n->client->command({"CLUSTER", "SETSLOT", s, "NODE", id});
+    }
   }
+  bool agreed = waitUntil(
+      [&] {
+        for (auto& n : nodes_) {
+          if (!n->client) continue;
+          RedisReply slots = n->client->command({"CLUSTER", "SLOTS"});
+          bool says_to = false;
+          for (const auto& range : slots.elements) {
+            if (range.elements.at(0).integer <= slot && slot <= range.elements.at(1).integer) {
+              says_to = range.elements.at(2).elements.at(1).integer == to;
+            }
+          }
+          if (!says_to) return false;
+        }
+        return true;
+      },
+      5000, 50);
+  if (!agreed) throw std::runtime_error("the nodes do not agree on slot " + s + "'s new owner");
 }
 
 void RedisCluster::kill9(uint16_t port) {

@@ -164,7 +164,7 @@ TEST_CASE("redis cluster: a killed primary's replica takes over", "[redis-cluste
 }
 
 TEST_CASE(
-    "redis cluster: every node's connection authenticates; a wrong password says so, "
+    "redis cluster: every node's connection authenticates, and a refused password is reported "
     "without the password",
     "[redis-cluster]") {
   RedisCluster cluster({3, 0, "cluster-Secret-77"});
