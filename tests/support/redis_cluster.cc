@@ -213,12 +213,23 @@ void RedisCluster::finishMove(int slot, uint16_t to) {
     RedisReply r = client(from).command(argv);
     if (r.isError()) throw std::runtime_error("MIGRATE failed: " + r.str);
   }
-  // The target's claim must carry the greatest config epoch, or a node
-  // that still believes the source (with a greater epoch) tells the target
-  // to give the slot up, and the target deletes its keys. Redis bumps the
-  // importing node's epoch itself only in some cases; BUMPEPOCH makes sure.
+  // The target's claim must carry a config epoch above the source's, or a
+  // ping the source sent before it gave the slot up (with its greater epoch)
+  // makes the others, and the target itself, give the slot back to the
+  // source; the target then deletes its keys as a dirty slot. Redis bumps
+  // the importing node's epoch only when that node already knows a greater
+  // one: after an earlier move, gossip may not have told it yet.
   std::string id = nodeId(to);
-  client(to).command({"CLUSTER", "BUMPEPOCH"});
+  long long source_epoch =
+      std::stoll(field(client(from).command({"CLUSTER", "INFO"}).str, "cluster_my_epoch"));
+  bool ahead = waitUntil(
+      [&] {
+        client(to).command({"CLUSTER", "BUMPEPOCH"});
+        return std::stoll(field(client(to).command({"CLUSTER", "INFO"}).str, "cluster_my_epoch")) >
+               source_epoch;
+      },
+      5000, 50);
+  if (!ahead) throw std::runtime_error("the slot's new owner did not get a greater config epoch");
   // The target first, then the source, then the rest (Redis's documented order).
   client(to).command({"CLUSTER", "SETSLOT", s, "NODE", id});
   client(from).command({"CLUSTER", "SETSLOT", s, "NODE", id});
