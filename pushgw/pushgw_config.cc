@@ -11,7 +11,9 @@ const config::ConfigTable& pushgwConfigTable() {
           {"instance", "", "This instance's name: its consumer in the group (default: host name)"},
           {"log.level", "info", "debug, info, warn or error"},
           {"metrics.listen", "127.0.0.1:9102", "host:port serving /metrics"},
-          {"redis.url", "redis://127.0.0.1:6379/0", "redis://[:password@]host:port/db"},
+          {"redis.url", "redis://127.0.0.1:6379/0",
+           "redis://[:password@]host:port/db, redis-sentinel://h1:26379,h2/<master>/db "
+           "or redis-cluster://h1:6379,h2:6379"},
           {"apps_file", "",
            "JSON {\"apps\": [...]}: APNs and FCM credentials per app; unset: log pushes only"},
           {"queue.group", "pushgw", "the consumer group every pushgw instance joins"},

@@ -53,7 +53,9 @@ const config::ConfigTable& registrarConfigTable() {
           {"device.realm", "sipwake", "digest realm of the device listener"},
           {"device.max_failures", "5",
            "failed sign-ins from one address within a minute before it is refused unheard"},
-          {"redis.url", "redis://127.0.0.1:6379/0", "redis://[:password@]host:port/db"},
+          {"redis.url", "redis://127.0.0.1:6379/0",
+           "redis://[:password@]host:port/db, redis-sentinel://h1:26379,h2/<master>/db "
+           "or redis-cluster://h1:6379,h2:6379"},
           {"credential.keys_file", "",
            "lines 'key-id base64(32 bytes)'; the first seals, all open; must not be world-readable"},
           {"credential.keys", "", "the same lines as credential.keys_file, from the environment"},

@@ -4,8 +4,9 @@
 
 #include <tuple>
 
+#include "common/redis/cluster_router.h"
+#include "common/redis/hiredis_argv.h"
 #include "common/redis/redis_health.h"
-
 
 namespace sipwake::redis {
 namespace {
@@ -41,7 +42,13 @@ Reply Reply::element(std::size_t i) const {
 }
 
 Connection::Connection(RedisUrl url, Millis connect_timeout, Millis command_timeout)
-    : url_(std::move(url)), connect_timeout_(connect_timeout), command_timeout_(command_timeout) {}
+    : url_(std::move(url)), connect_timeout_(connect_timeout), command_timeout_(command_timeout) {
+  if (url_.viaCluster()) {
+    cluster_ = std::make_unique<ClusterRouter>(url_, connect_timeout_, command_timeout_);
+  }
+}
+
+bool Connection::connected() const { return cluster_ ? cluster_->connected() : ctx_ != nullptr; }
 
 Connection::~Connection() {
   dropConnection();
@@ -80,14 +87,8 @@ redisContext* open(const std::string& host, int port, Millis connect_timeout, Mi
 }
 
 Reply run(redisContext* ctx, const std::vector<std::string>& argv) {
-  std::vector<const char*> args;
-  std::vector<size_t> lens;
-  for (const auto& a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  return Reply(static_cast<redisReply*>(
-      redisCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lens.data())));
+  HiredisArgv a(argv);
+  return Reply(static_cast<redisReply*>(redisCommandArgv(ctx, a.count(), a.args.data(), a.lens.data())));
 }
 
 }  // namespace
@@ -114,24 +115,51 @@ bool isRoleChangeError(std::string_view error) {
          error.rfind("UNBLOCKED", 0) == 0 || error.rfind("MASTERDOWN", 0) == 0;
 }
 
+redisContext* connectToNode(const std::string& host, int port, const RedisUrl& url,
+                            Millis connect_timeout, Millis command_timeout) {
+  redisContext* ctx = open(host, port, connect_timeout, command_timeout);
+  if (ctx == nullptr || url.password.empty()) return ctx;
+  Reply reply = url.username.empty() ? run(ctx, {"AUTH", url.password})
+                                     : run(ctx, {"AUTH", url.username, url.password});
+  if (reply.isNil()) {
+    redisFree(ctx);
+    return nullptr;
+  }
+  if (reply.isError()) {
+    redisFree(ctx);
+    // The server's message may echo nothing secret, but keep it out anyway.
+    throw RedisUnavailable("redis " + url.redacted() + " rejected our credentials");
+  }
+  return ctx;
+}
+
+namespace {
+
+redisContext* connectToSeed(const RedisUrl& url, Millis connect_timeout, Millis command_timeout,
+                            std::pair<std::string, int>* address) {
+  for (const auto& [host, port] : url.cluster_seeds) {
+    if (redisContext* ctx = connectToNode(host, port, url, connect_timeout, command_timeout)) {
+      if (address != nullptr) *address = {host, port};
+      return ctx;
+    }
+  }
+  throw RedisUnavailable("redis " + url.redacted() + ": no seed node answers");
+}
+
+}  // namespace
+
 redisContext* connectToPrimary(const RedisUrl& url, Millis connect_timeout, Millis command_timeout,
                                std::pair<std::string, int>* address) {
+  if (url.viaCluster()) return connectToSeed(url, connect_timeout, command_timeout, address);
   std::string host = url.host;
   int port = url.port;
   if (url.viaSentinel()) std::tie(host, port) = askSentinels(url, connect_timeout);
-  redisContext* ctx = open(host, port, connect_timeout, command_timeout);
+  redisContext* ctx = connectToNode(host, port, url, connect_timeout, command_timeout);
   auto fail = [&](const std::string& what) -> RedisUnavailable {
     if (ctx != nullptr) redisFree(ctx);
     return RedisUnavailable("redis " + url.redacted() + " " + what);
   };
   if (ctx == nullptr) throw fail("connect failed");
-  if (!url.password.empty()) {
-    Reply reply = url.username.empty() ? run(ctx, {"AUTH", url.password})
-                                       : run(ctx, {"AUTH", url.username, url.password});
-    // The server's message may echo nothing secret, but keep it out anyway.
-    if (reply.isNil()) throw fail("AUTH failed");
-    if (reply.isError()) throw fail("rejected our credentials");
-  }
   if (url.viaSentinel()) {
     // A sentinel may still name a primary that was just demoted.
     Reply role = run(ctx, {"ROLE"});
@@ -172,19 +200,24 @@ void Connection::followSentinels() {
   }
 }
 
+template <typename Result, typename Operation>
+Result Connection::reportingCluster(Operation&& operation) {
+  try {
+    Result result = operation(*cluster_);
+    RedisHealth::instance().succeeded(this);
+    return result;
+  } catch (const RedisUnavailable&) {
+    RedisHealth::instance().failed(this, cluster_->lastFailure());
+    throw;
+  }
+}
+
 Reply Connection::command(const std::vector<std::string_view>& argv) {
+  if (cluster_) return reportingCluster<Reply>([&](ClusterRouter& c) { return c.command(argv); });
   for (int attempt = 0;; ++attempt) {
     ensureConnected();
-    std::vector<const char*> args;
-    std::vector<size_t> lens;
-    args.reserve(argv.size());
-    lens.reserve(argv.size());
-    for (auto a : argv) {
-      args.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    auto* r = static_cast<redisReply*>(
-        redisCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data()));
+    HiredisArgv a(argv);
+    auto* r = static_cast<redisReply*>(redisCommandArgv(ctx_, a.count(), a.args.data(), a.lens.data()));
     if (r == nullptr) fail("command failed");
     Reply reply(r);
     if (!reply.isError() || !isRoleChangeError(reply.str())) {
@@ -199,16 +232,13 @@ Reply Connection::command(const std::vector<std::string_view>& argv) {
 }
 
 std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::string>>& commands) {
+  if (cluster_) {
+    return reportingCluster<std::vector<Reply>>([&](ClusterRouter& c) { return c.pipeline(commands); });
+  }
   ensureConnected();
   for (const auto& cmd : commands) {
-    std::vector<const char*> args;
-    std::vector<size_t> lens;
-    for (const auto& a : cmd) {
-      args.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    if (redisAppendCommandArgv(ctx_, static_cast<int>(args.size()), args.data(), lens.data()) !=
-        REDIS_OK) {
+    HiredisArgv a(cmd);
+    if (redisAppendCommandArgv(ctx_, a.count(), a.args.data(), a.lens.data()) != REDIS_OK) {
       fail("pipeline append failed");
     }
   }
@@ -231,12 +261,24 @@ std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::strin
   return replies;
 }
 
+std::vector<std::string> Connection::nodes() {
+  return cluster_ ? cluster_->primaries() : std::vector<std::string>{std::string()};
+}
+
+Reply Connection::commandOnNode(const std::string& node, const std::vector<std::string_view>& argv) {
+  if (!cluster_) return command(argv);
+  return reportingCluster<Reply>([&](ClusterRouter& c) { return c.commandAt(node, argv); });
+}
+
+// Every primary: a pipelined EVALSHA (writeStatuses) has no EVAL fallback.
 void Connection::loadScript(Script& script) {
-  Reply loaded = command({"SCRIPT", "LOAD", script.source});
-  if (!loaded.isString() || loaded.isError()) {
-    throw std::runtime_error("SCRIPT LOAD failed: " + std::string(loaded.str()));
+  for (const auto& node : nodes()) {
+    Reply loaded = commandOnNode(node, {"SCRIPT", "LOAD", script.source});
+    if (!loaded.isString() || loaded.isError()) {
+      throw std::runtime_error("SCRIPT LOAD failed: " + std::string(loaded.str()));
+    }
+    script.sha1 = std::string(loaded.str());
   }
-  script.sha1 = std::string(loaded.str());
 }
 
 Reply Connection::eval(Script& script, const std::vector<std::string>& keys,

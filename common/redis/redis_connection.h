@@ -50,9 +50,17 @@ struct Script {
   std::string sha1;  // filled lazily
 };
 
+// Opens host:port with the timeouts and authenticates with the URL's
+// credentials (no SELECT, no role check). nullptr when it cannot connect;
+// throws RedisUnavailable when the credentials are refused.
+redisContext* connectToNode(const std::string& host, int port, const RedisUrl& url,
+                            Millis connect_timeout, Millis command_timeout);
+
 // Connects to the Redis `url` names, authenticates and selects its database.
 // A Sentinel URL asks the sentinels in turn for the primary
 // (SENTINEL get-master-addr-by-name) and checks with ROLE that it is one.
+// A cluster URL connects to the first seed that answers: enough for
+// SUBSCRIBE, as a cluster broadcasts every PUBLISH to all its nodes.
 // command_timeout <= 0 leaves reads without a timeout (subscribers).
 // Throws RedisUnavailable; the caller owns the context (redisFree).
 // `address`, when given, receives the host and port connected to.
@@ -73,6 +81,11 @@ bool isRoleChangeError(std::string_view error);
 // On a role-change error it drops the connection so the next command finds
 // the new primary; command() retries once at once, as the refused command did
 // not run.
+class ClusterRouter;
+
+// With a cluster URL every command goes to the node serving its key's slot
+// (cluster_router.h); scripts and keys are laid out so that a command or
+// script never spans two slots.
 class Connection {
  public:
   Connection(RedisUrl url, Millis connect_timeout = 1000, Millis command_timeout = 2000);
@@ -85,12 +98,23 @@ class Connection {
   std::vector<Reply> pipeline(const std::vector<std::vector<std::string>>& commands);
   Reply eval(Script& script, const std::vector<std::string>& keys,
              const std::vector<std::string>& args);
-  // Makes sure the script is in the server's cache and its sha1 known.
+  // Makes sure the script is in the cache of every node (one server, or
+  // each cluster primary) and its sha1 known.
   void loadScript(Script& script);
-  bool connected() const { return ctx_ != nullptr; }
+  bool connected() const;
   const RedisUrl& url() const { return url_; }
 
+  // For whole-keyspace commands (SCAN): the nodes to visit, in a stable
+  // order: the cluster's primaries ("host:port"), or one empty name for the
+  // one server.
+  std::vector<std::string> nodes();
+  // Runs argv at one of nodes(), without redirection.
+  Reply commandOnNode(const std::string& node, const std::vector<std::string_view>& argv);
+
  private:
+  // Runs `operation` on the cluster router, telling RedisHealth how it went.
+  template <typename Result, typename Operation>
+  Result reportingCluster(Operation&& operation);
   void ensureConnected();
   void followSentinels();
   void dropConnection();
@@ -102,6 +126,7 @@ class Connection {
   redisContext* ctx_ = nullptr;
   std::pair<std::string, int> primary_;  // where ctx_ is connected
   Millis next_sentinel_check_ = 0;
+  std::unique_ptr<ClusterRouter> cluster_;  // cluster URL only
 };
 
 }  // namespace sipwake::redis

@@ -40,26 +40,49 @@ std::string hostPort(const std::string& host, int port) {
   return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+// "host1[:port1],host2[:port2]", ports defaulting to `default_port`.
+std::vector<std::pair<std::string, int>> parseHostList(const std::string& hosts, int default_port) {
+  std::vector<std::pair<std::string, int>> out;
+  std::size_t start = 0;
+  while (start <= hosts.size()) {
+    auto comma = hosts.find(',', start);
+    std::string one = hosts.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    std::string host;
+    int port = default_port;
+    parseHostPort(one, host, port);
+    out.emplace_back(host, port);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string hostList(const std::vector<std::pair<std::string, int>>& hosts) {
+  std::string out;
+  for (std::size_t i = 0; i < hosts.size(); ++i) out += (i ? "," : "") + hostPort(hosts[i].first, hosts[i].second);
+  return out;
+}
+
 }  // namespace
 
 std::string RedisUrl::redacted() const {
-  std::string out = viaSentinel() ? "redis-sentinel://" : "redis://";
+  std::string out = viaSentinel() ? "redis-sentinel://" : (viaCluster() ? "redis-cluster://" : "redis://");
   if (!password.empty()) out += username + ":***@";
+  if (viaCluster()) return out + hostList(cluster_seeds);
   if (!viaSentinel()) return out + hostPort(host, port) + "/" + std::to_string(db);
-  for (std::size_t i = 0; i < sentinels.size(); ++i) {
-    out += (i ? "," : "") + hostPort(sentinels[i].first, sentinels[i].second);
-  }
-  return out + "/" + master_name + "/" + std::to_string(db);
+  return out + hostList(sentinels) + "/" + master_name + "/" + std::to_string(db);
 }
 
 RedisUrl parseRedisUrl(const std::string& text) {
-  const std::string plain = "redis://", sentinel = "redis-sentinel://";
+  const std::string plain = "redis://", sentinel = "redis-sentinel://", cluster = "redis-cluster://";
   bool via_sentinel = text.rfind(sentinel, 0) == 0;
-  if (!via_sentinel && text.rfind(plain, 0) != 0) {
-    throw std::invalid_argument("redis URL must start with redis:// or redis-sentinel://");
+  bool via_cluster = text.rfind(cluster, 0) == 0;
+  if (!via_sentinel && !via_cluster && text.rfind(plain, 0) != 0) {
+    throw std::invalid_argument("redis URL must start with redis://, redis-sentinel:// or redis-cluster://");
   }
   RedisUrl url;
-  std::string rest = text.substr(via_sentinel ? sentinel.size() : plain.size());
+  std::string rest =
+      text.substr(via_sentinel ? sentinel.size() : (via_cluster ? cluster.size() : plain.size()));
   if (auto at = rest.rfind('@'); at != std::string::npos) {
     std::string userinfo = rest.substr(0, at);
     rest = rest.substr(at + 1);
@@ -76,6 +99,15 @@ RedisUrl parseRedisUrl(const std::string& text) {
     hosts = rest.substr(0, slash);
     path = rest.substr(slash + 1);
   }
+  if (via_cluster) {
+    if (!path.empty() && parseNumber(path, 0, 15, "database number") != 0) {
+      throw std::invalid_argument("redis-cluster URL names a database other than 0: a cluster has only 0");
+    }
+    url.cluster_seeds = parseHostList(hosts, url.port);
+    url.host.clear();  // known once the slot map names the nodes
+    url.port = 0;
+    return url;
+  }
   if (!via_sentinel) {
     if (!path.empty()) url.db = parseNumber(path, 0, 15, "database number");
     parseHostPort(hosts, url.host, url.port);
@@ -89,17 +121,7 @@ RedisUrl parseRedisUrl(const std::string& text) {
   if (path.empty()) throw std::invalid_argument("redis-sentinel URL has no master name");
   url.master_name = path;
   if (!db.empty()) url.db = parseNumber(db, 0, 15, "database number");
-  std::size_t start = 0;
-  while (start <= hosts.size()) {
-    auto comma = hosts.find(',', start);
-    std::string one = hosts.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    std::string host;
-    int port = kSentinelPort;
-    parseHostPort(one, host, port);
-    url.sentinels.emplace_back(host, port);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
+  url.sentinels = parseHostList(hosts, kSentinelPort);
   url.host.clear();  // known once a sentinel names the primary
   url.port = 0;
   return url;

@@ -10,6 +10,9 @@ namespace sipwake::redis {
 // redis-sentinel://[[user]:password@]host1[:port1],host2[:port2]/master-name[/db]
 //   (Sentinel ports default to 26379; the credentials are the data nodes',
 //   the sentinels themselves are asked without AUTH.)
+// redis-cluster://[[user]:password@]host1[:port1],host2[:port2][/0]
+//   (seed nodes of a Redis Cluster, ports default to 6379; any one that
+//   answers gives the slot map. A cluster has only database 0.)
 struct RedisUrl {
   std::string host = "127.0.0.1";
   int port = 6379;
@@ -21,7 +24,11 @@ struct RedisUrl {
   std::vector<std::pair<std::string, int>> sentinels;
   std::string master_name;
 
+  // Cluster mode when not empty: the seed nodes asked for the slot map.
+  std::vector<std::pair<std::string, int>> cluster_seeds;
+
   bool viaSentinel() const { return !sentinels.empty(); }
+  bool viaCluster() const { return !cluster_seeds.empty(); }
   // For logs: never includes the password.
   std::string redacted() const;
 };

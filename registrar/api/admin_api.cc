@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log/logger.h"
+#include "common/redis/keyspace_scan.h"
 #include "common/util/time_format.h"
 #include "registrar/api/api_util.h"
 #include "registrar/api/binding_view.h"
@@ -110,7 +111,7 @@ void RegistrarApi::adminListBindings(Call& call) {
       }
       limit = std::stoull(value);
     } else if (name == "cursor") {
-      if (!allDigits(value)) {
+      if (!redis::isKeyspaceCursor(value)) {
         call.respond(jsonError(400, "invalid_parameter", "'cursor' must be a next_cursor given before"));
         return;
       }

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "common/log/logger.h"
+#include "common/redis/keyspace_scan.h"
 
 namespace sipwake::registrar {
 namespace {
@@ -63,17 +64,13 @@ BindingPage listBindings(redis::Connection& redis, const std::string& tenant,
   // so an empty page with a cursor is a valid answer.
   for (int step = 0; step < 8 && page.bindings.size() < limit; ++step) {
     std::size_t want = limit - page.bindings.size();
-    redis::Reply reply = redis.command({"SCAN", page.next_cursor, "MATCH", match, "COUNT",
-                                        std::to_string(std::max<std::size_t>(want, 100)), "TYPE",
-                                        "hash"});
-    check(reply, "SCAN");
-    if (!reply.isArray() || reply.size() != 2) throw redis::RedisUnavailable("unexpected SCAN reply");
-    page.next_cursor = std::string(reply.element(0).str());
-    redis::Reply keys = reply.element(1);
+    // Each cluster primary in turn (the cursor names the node).
+    redis::ScanStep scanned = redis::scanKeyspace(
+        redis, page.next_cursor,
+        {"MATCH", match, "COUNT", std::to_string(std::max<std::size_t>(want, 100)), "TYPE", "hash"});
+    page.next_cursor = scanned.next_cursor;
     std::vector<std::vector<std::string>> commands;
-    for (std::size_t i = 0; i < keys.size(); ++i) {
-      commands.push_back({"HGETALL", std::string(keys.element(i).str())});
-    }
+    for (auto& key : scanned.keys) commands.push_back({"HGETALL", std::move(key)});
     auto replies = redis.pipeline(commands);
     for (const auto& r : replies) {
       if (!r.isArray() || r.size() == 0) continue;  // expired in between

@@ -27,8 +27,9 @@ struct BindingPage {
 };
 
 // One page of binding records (failed ones included: they left the index but
-// their record stays for the retention period), by a keyspace SCAN from
-// `cursor` ("0" to begin). `tenant` and `state` filter when not empty; a
+// their record stays for the retention period), by a keyspace SCAN (of each
+// Redis Cluster primary in turn, redis/keyspace_scan.h) from `cursor` ("0"
+// to begin). `tenant` and `state` filter when not empty; a
 // page holds about `limit` records (SCAN steps are not exact: a few more, or
 // fewer, even none, while next_cursor is not "0").
 BindingPage listBindings(redis::Connection& redis, const std::string& tenant,

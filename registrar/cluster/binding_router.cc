@@ -126,7 +126,21 @@ void BindingRouter::forwardTo(BindingStore& store, const std::string& peer, json
     listeners = store.connection().command({"PUBLISH", outcomeChannel(peer), message.dump()}).integer();
   } catch (const redis::RedisUnavailable&) {
   }
-  if (listeners == 0) complete(id, false);  // the peer is gone
+  // Nobody listens: the peer is gone. On Redis Cluster PUBLISH counts only
+  // the subscribers of the node that took it (the message reaches the
+  // others over the cluster bus), so a live peer may count 0: there its
+  // announcement decides.
+  if (listeners == 0 && (!store.connection().url().viaCluster() || !peerAnnounced(store, peer))) {
+    complete(id, false);
+  }
+}
+
+bool BindingRouter::peerAnnounced(BindingStore& store, const std::string& peer) {
+  try {
+    return instanceAlive(store.connection(), peer);
+  } catch (const redis::RedisUnavailable&) {
+    return true;  // cannot tell: let the reply timeout decide
+  }
 }
 
 bool BindingRouter::onMessage(const json& m) {

@@ -61,6 +61,9 @@ class BindingRouter final : public RegistrationControl {
                std::function<void(bool)> done);
   void forwardTo(BindingStore& store, const std::string& peer, nlohmann::json message,
                  std::function<void(bool)> done);
+  // The peer still announces itself (cluster mode, where PUBLISH's count
+  // cannot tell). Store thread.
+  bool peerAnnounced(BindingStore& store, const std::string& peer);
   void reply(const nlohmann::json& request, bool ok);
   void complete(std::uint64_t id, bool ok);
 

@@ -112,6 +112,14 @@ std::string leaseOwner(redis::Connection& redis, std::uint32_t shard) {
   return std::atoll(value.c_str() + space + 1) > now ? value.substr(0, space) : std::string();
 }
 
+bool instanceAlive(redis::Connection& redis, const std::string& instance) {
+  auto replies = redis.pipeline({{"ZSCORE", kInstancesKey, instance}, {"TIME"}});
+  if (!replies[0].isString() || !replies[1].isArray() || replies[1].size() != 2) return false;
+  long long now = std::atoll(std::string(replies[1].element(0).str()).c_str()) * 1000 +
+                  std::atoll(std::string(replies[1].element(1).str()).c_str()) / 1000;
+  return std::atoll(std::string(replies[0].str()).c_str()) > now;
+}
+
 LeaseKeeper::LeaseKeeper(Options options, ShardsChanged on_change)
     : options_(std::move(options)),
       on_change_(std::move(on_change)),

@@ -23,6 +23,10 @@ namespace sipwake::registrar {
 
 // The instance holding a live lease on `shard` now; empty when none.
 std::string leaseOwner(redis::Connection& redis, std::uint32_t shard);
+// True while `instance` announces itself: its liveness deadline in the
+// instances zset is ahead of Redis's clock (it leaves the zset on SIGTERM,
+// its deadline lapses a lease TTL after it died).
+bool instanceAlive(redis::Connection& redis, const std::string& instance);
 
 // Keeps this instance's share of the shards: announces the instance, renews
 // its leases, claims free or lapsed ones up to a fair share, and gives up

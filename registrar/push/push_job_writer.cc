@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log/logger.h"
+#include "common/redis/keyspace_scan.h"
 #include "registrar/binding/binding_store.h"
 #include "registrar/trace/push_trace.h"
 
@@ -154,12 +155,11 @@ int PushJobWriter::sweep(Millis before) {
   int lost = 0;
   std::string cursor = "0";
   do {
-    redis::Reply page = redis_.command({"SCAN", cursor, "MATCH", "sipwake:call:*", "COUNT", "1000"});
-    if (!page.isArray() || page.size() != 2) throw redis::RedisUnavailable("SCAN: unexpected reply");
-    cursor = std::string(page.element(0).str());
-    redis::Reply keys = page.element(1);
-    for (std::size_t i = 0; i < keys.size(); ++i) {
-      std::string key(keys.element(i).str());
+    // Every primary of a cluster in turn.
+    redis::ScanStep page =
+        redis::scanKeyspace(redis_, cursor, {"MATCH", "sipwake:call:*", "COUNT", "1000"});
+    cursor = page.next_cursor;
+    for (const auto& key : page.keys) {
       redis::Reply f = redis_.command({"HMGET", key, "state", "instance", "at"});
       if (!f.isArray() || f.size() != 3) continue;
       bool mine = f.element(0).str() == "ringing" && f.element(1).str() == instance_;

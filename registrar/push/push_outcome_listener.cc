@@ -8,6 +8,7 @@
 
 #include "common/log/logger.h"
 #include "common/redis/redis_connection.h"
+#include "common/redis/redis_health.h"
 
 namespace sipwake::registrar {
 
@@ -19,7 +20,10 @@ PushOutcomeListener::PushOutcomeListener(redis::RedisUrl url, std::string instan
                                          Handler handler)
     : url_(std::move(url)), channel_(outcomeChannel(instance)), handler_(std::move(handler)) {}
 
-PushOutcomeListener::~PushOutcomeListener() { stop(); }
+PushOutcomeListener::~PushOutcomeListener() {
+  stop();
+  redis::RedisHealth::instance().closed(this);
+}
 
 void PushOutcomeListener::start() {
   thread_ = std::thread([this] {
@@ -55,6 +59,7 @@ void PushOutcomeListener::listenOnce() {
     // reads block with no timeout: messages come when they come.
     ctx = redis::connectToPrimary(url_, 1000, 0);
   } catch (const redis::RedisUnavailable&) {
+    redis::RedisHealth::instance().failed(this, redis::RedisFailure::Connect);
     return;
   }
   {
@@ -65,6 +70,7 @@ void PushOutcomeListener::listenOnce() {
   if (auto* r = static_cast<redisReply*>(redisCommand(ctx, "SUBSCRIBE %s", channel_.c_str()))) {
     ok = true;
     freeReplyObject(r);
+    redis::RedisHealth::instance().succeeded(this);
   }
   while (ok && !stopping_) {
     void* raw = nullptr;
@@ -81,6 +87,8 @@ void PushOutcomeListener::listenOnce() {
     }
     freeReplyObject(r);
   }
+  // Our own stop() shuts the socket to end the read: not a failure.
+  if (!stopping_) redis::RedisHealth::instance().failed(this, redis::RedisFailure::Io);
   {
     std::lock_guard lock(mutex_);
     ctx_ = nullptr;

@@ -40,6 +40,8 @@ int decodeWaitStatus(int status) {
   return -1;
 }
 
+}  // namespace
+
 bool canBind(int type, uint16_t port) {
   int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
@@ -52,8 +54,6 @@ bool canBind(int type, uint16_t port) {
   ::close(fd);
   return ok;
 }
-
-}  // namespace
 
 // ---------------------------------------------------------------- TempDir
 

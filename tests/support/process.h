@@ -79,6 +79,10 @@ class ChildProcess {
 // sanitizer report in its log or an unclean exit. Empty when all was well.
 std::string stopAndCheckExit(ChildProcess& process, const std::string& name);
 
+// True when a socket of `type` (SOCK_STREAM, SOCK_DGRAM) can bind
+// 127.0.0.1:port now.
+bool canBind(int type, uint16_t port);
+
 // A port free for both TCP and UDP on 127.0.0.1: drawn at random in
 // [20000, 60000], checked by binding both, and never returned twice by this
 // process.

@@ -36,3 +36,24 @@ TEST_CASE("redis URLs: plain and Sentinel forms", "[redis]") {
   CHECK_THROWS_AS(parseRedisUrl("redis-sentinel://h1/mymaster/16"), std::invalid_argument);
   CHECK_THROWS_AS(parseRedisUrl("rediss://h1"), std::invalid_argument);
 }
+
+TEST_CASE("redis URLs: the Redis Cluster form", "[redis][redis-cluster]") {
+  RedisUrl c = parseRedisUrl("redis-cluster://app:s3cret@10.0.0.1:7000,10.0.0.2,[::1]:7002");
+  REQUIRE(c.viaCluster());
+  CHECK_FALSE(c.viaSentinel());
+  REQUIRE(c.cluster_seeds.size() == 3);
+  CHECK(c.cluster_seeds[0] == std::make_pair(std::string("10.0.0.1"), 7000));
+  CHECK(c.cluster_seeds[1] == std::make_pair(std::string("10.0.0.2"), 6379));
+  CHECK(c.cluster_seeds[2] == std::make_pair(std::string("::1"), 7002));
+  CHECK(c.db == 0);
+  CHECK(c.username == "app");
+  CHECK(c.password == "s3cret");
+  CHECK(c.redacted() == "redis-cluster://app:***@10.0.0.1:7000,10.0.0.2:6379,[::1]:7002");
+
+  CHECK(parseRedisUrl("redis-cluster://h1/0").viaCluster());
+  CHECK(parseRedisUrl("redis-cluster://:pw@h1").password == "pw");
+  CHECK_THROWS_AS(parseRedisUrl("redis-cluster://h1/1"), std::invalid_argument);  // only db 0
+  CHECK_THROWS_AS(parseRedisUrl("redis-cluster://h1,,h2"), std::invalid_argument);
+  CHECK_THROWS_AS(parseRedisUrl("redis-cluster://h1:99999"), std::invalid_argument);
+  CHECK_THROWS_AS(parseRedisUrl("redis-cluster://"), std::invalid_argument);
+}

@@ -108,3 +108,20 @@ TEST_CASE("instances share the shards fairly, take a dead one's and get a leavin
     CHECK(a->count() == kShards);
   }
 }
+
+TEST_CASE("an instance is alive while its announcement's deadline is ahead of Redis's clock",
+          "[cluster]") {
+  RedisServer redis;
+  redis::Connection connection(redis::parseRedisUrl(redis.url()));
+  CHECK_FALSE(instanceAlive(connection, "r1"));  // never announced
+  {
+    Member r1(redis, "r1");
+    REQUIRE(waitUntil([&] { return r1.keeper.settled(); }, 5000));
+    CHECK(instanceAlive(connection, "r1"));
+    CHECK(r1.keeper.leave() == false);  // alone: it keeps its leases, yet leaves the zset
+    CHECK_FALSE(instanceAlive(connection, "r1"));
+  }
+  // A dead one: its deadline lapsed.
+  connection.command({"ZADD", kInstancesKey, "1000", "r2"});
+  CHECK_FALSE(instanceAlive(connection, "r2"));
+}
