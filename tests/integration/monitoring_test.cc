@@ -436,7 +436,9 @@ TEST_CASE("a service account the token endpoint refuses shows as failed renewals
   client.command({"XADD", "sipwake:push:jobs", "*", "job", job.dump()});
 
   // The first request and its retries (1 s, 2 s...) each count.
-  CHECK(waitUntil([&] { return pushgw.metric(failures, app) >= 2; }, 10000));
+  bool counted = waitUntil([&] { return pushgw.metric(failures, app) >= 2; }, 10000);
+  INFO(pushgw.metricsText());
+  CHECK(counted);
   CHECK(pushgw.metric("pushgw_provider_credential_expiry_timestamp_seconds", app) == 0);
   CHECK(push.fcm->accessTokensIssued() == 0);
   CHECK(push.fcm->pushes().empty());

@@ -1,5 +1,6 @@
 #include "pushgw/provider/fcm/fcm_provider.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/log/logger.h"
@@ -68,7 +69,13 @@ void FcmProvider::sendWithToken(const PushMessage& message, const std::string& t
 
 void FcmProvider::refreshToken() {
   Millis now = clock_.now();
-  if (fetching_ || !tokens_.needsRefresh(now)) return;
+  if (fetching_) return;
+  if (!tokens_.needsRefresh(now)) {
+    // Backing off after a failure: come back when the cache allows, or the
+    // renewal would wait for the next push.
+    if (tokens_.retryAt() > now) retry_timer_->start(tokens_.retryAt() - now);
+    return;
+  }
   fetching_ = true;
   std::string path = app_.token_url.path_prefix.empty() ? "/" : app_.token_url.path_prefix;
   oauth_->submit(tokens_.tokenRequest(now, path),
@@ -95,8 +102,11 @@ void FcmProvider::onToken(http2::Response&& response) {
       });
     }
   }
-  // The cache spaces failed attempts itself; ask again when it allows.
-  if (!token || tokens_.needsRefresh(now)) retry_timer_->start(kSecond);
+  // The cache spaces failed attempts itself (1 s doubling to 60 s): ask
+  // again when it allows.
+  if (!accepted || !token || tokens_.needsRefresh(now)) {
+    retry_timer_->start(std::max<Millis>(tokens_.retryAt() - now, 1));
+  }
 }
 
 void FcmProvider::reportCredential(bool refresh_failed) {

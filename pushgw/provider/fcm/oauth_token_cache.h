@@ -63,6 +63,8 @@ class OAuthTokenCache {
   bool invalidate(std::string_view rejected_token = {});
 
   Millis expiresAt() const { return expires_at_; }  // 0 when there is no token
+  // After a failed request, no new one before this (1 s, doubling to 60 s).
+  Millis retryAt() const { return retry_at_; }
   const std::string& lastError() const { return last_error_; }
   int consecutiveFailures() const { return failures_; }
 
