@@ -200,16 +200,32 @@ void Connection::followSentinels() {
   }
 }
 
+bool isLoadingError(std::string_view error) { return error.rfind("LOADING", 0) == 0; }
+
+void Connection::refuseLoading(const Reply& reply) {
+  if (!reply.isError() || !isLoadingError(reply.str())) return;
+  // Seen after a restart with AOF: a write answered this way did not happen
+  // (trace entries and status writes were lost this way before).
+  RedisHealth::instance().failed(this, RedisFailure::Io);
+  throw RedisUnavailable("redis " + url_.redacted() + " is still loading its data");
+}
+
+void Connection::refuseLoading(const std::vector<Reply>& replies) {
+  for (const auto& reply : replies) refuseLoading(reply);
+}
+
 template <typename Result, typename Operation>
 Result Connection::reportingCluster(Operation&& operation) {
+  Result result;
   try {
-    Result result = operation(*cluster_);
-    RedisHealth::instance().succeeded(this);
-    return result;
+    result = operation(*cluster_);
   } catch (const RedisUnavailable&) {
     RedisHealth::instance().failed(this, cluster_->lastFailure());
     throw;
   }
+  refuseLoading(result);
+  RedisHealth::instance().succeeded(this);
+  return result;
 }
 
 Reply Connection::command(const std::vector<std::string_view>& argv) {
@@ -220,6 +236,7 @@ Reply Connection::command(const std::vector<std::string_view>& argv) {
     auto* r = static_cast<redisReply*>(redisCommandArgv(ctx_, a.count(), a.args.data(), a.lens.data()));
     if (r == nullptr) fail("command failed");
     Reply reply(r);
+    refuseLoading(reply);
     if (!reply.isError() || !isRoleChangeError(reply.str())) {
       RedisHealth::instance().succeeded(this);
       return reply;
@@ -249,6 +266,7 @@ std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::strin
     if (redisGetReply(ctx_, &r) != REDIS_OK || r == nullptr) fail("pipeline read failed");
     replies.emplace_back(static_cast<redisReply*>(r));
   }
+  refuseLoading(replies);
   RedisHealth::instance().succeeded(this);
   for (const auto& reply : replies) {
     if (reply.isError() && isRoleChangeError(reply.str())) {

@@ -72,6 +72,10 @@ std::pair<std::string, int> askSentinels(const RedisUrl& url, Millis timeout);
 // True for the error replies that mean "this server is no longer the primary"
 // (READONLY from a demoted primary, UNBLOCKED by its role change, MASTERDOWN).
 bool isRoleChangeError(std::string_view error);
+// True for the error reply of a server still loading its data (LOADING, after
+// a restart with AOF): nothing ran, and the caller must not take the reply
+// for an answer. Connection turns it into RedisUnavailable.
+bool isLoadingError(std::string_view error);
 
 // A blocking connection with timeouts that reconnects on the next command
 // after a failure. Owned by one thread (the store thread).
@@ -115,6 +119,9 @@ class Connection {
   // Runs `operation` on the cluster router, telling RedisHealth how it went.
   template <typename Result, typename Operation>
   Result reportingCluster(Operation&& operation);
+  // Throws RedisUnavailable when a reply says the server is still loading.
+  void refuseLoading(const Reply& reply);
+  void refuseLoading(const std::vector<Reply>& replies);
   void ensureConnected();
   void followSentinels();
   void dropConnection();

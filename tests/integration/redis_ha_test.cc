@@ -238,16 +238,20 @@ TEST_CASE("redis-server restarted (AOF): no binding lost, SIP keeps running, API
   REQUIRE(waitUntil([&] { return callPushed(*push.apns, call_id, true); }, 10000));
   CHECK(caller.cancel(call));
   // The binding's trace kept what happened while Redis was away: the INVITE.
-  CHECK(waitUntil([&] {
+  std::string trace_text;
+  bool traced = waitUntil([&] {
     HttpReply reply = registrar.request("GET", "/v1/bindings/phone0/trace", "",
                                         {{"Authorization", std::string("Bearer ") + kTenantKey}});
+    trace_text = reply.body;
     json trace = json::parse(reply.body, nullptr, false);
     if (reply.status != 200 || !trace.is_object()) return false;
     for (const auto& e : trace["entries"]) {
       if (e.value("method", "") == "INVITE" && e.value("call_id", "") == call_id) return true;
     }
     return false;
-  }, 5000));
+  }, 5000);
+  INFO("call " << call_id << ", trace: " << trace_text);
+  CHECK(traced);
   // Registrations continue after the restart.
   refreshedSince(up_at);
   for (int i = 0; i < kBindings; ++i) {
