@@ -336,6 +336,7 @@ int runRegistrar(const RegistrarConfig& config) {
             [&](std::vector<LoadedBinding>&& batch) {
               total += batch.size();
               sip_thread.post([&sip_side, batch = std::move(batch)]() mutable {
+                if (!sip_side) return;  // shutting down: the SIP side is gone
                 for (auto& b : batch) sip_side->engine.upsert(std::move(b.spec), b.resume);
               });
             },
