@@ -17,19 +17,23 @@ RedisHealth& RedisHealth::instance() {
 }
 
 void RedisHealth::succeeded(const void* connection) {
+  if (failing_.load(std::memory_order_acquire) == 0) return;
   std::lock_guard lock(mutex_);
   failing_since_success_.erase(connection);
+  failing_.store(failing_since_success_.size(), std::memory_order_release);
 }
 
 void RedisHealth::failed(const void* connection, RedisFailure kind) {
   errors_[static_cast<std::size_t>(kind)].fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(mutex_);
   failing_since_success_[connection] = SystemClock::instance().now();
+  failing_.store(failing_since_success_.size(), std::memory_order_release);
 }
 
 void RedisHealth::closed(const void* connection) {
   std::lock_guard lock(mutex_);
   failing_since_success_.erase(connection);
+  failing_.store(failing_since_success_.size(), std::memory_order_release);
 }
 
 bool RedisHealth::up(Millis now, Millis window) const {

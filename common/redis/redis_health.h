@@ -45,6 +45,9 @@ class RedisHealth {
  private:
   mutable std::mutex mutex_;
   std::map<const void*, Millis> failing_since_success_;  // connection -> last failure
+  // Its size, read without the lock: succeeded() runs after every command,
+  // and nearly always nothing is failing.
+  std::atomic<std::size_t> failing_{0};
   std::array<std::atomic<std::uint64_t>, kRedisFailureKinds> errors_{};
 };
 
